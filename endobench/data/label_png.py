@@ -1,0 +1,88 @@
+"""Read and write label maps as PNG: DAVIS/VOC palette PNGs and binary 0/255 grayscale PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def davis_palette() -> np.ndarray:
+    """The 256-colour DAVIS / PASCAL VOC colour map as a ``256 x 3`` uint8 array.
+
+    Computed with the VOC bit-interleaving rule (index 1 = (128, 0, 0), 2 = (0, 128, 0), ...),
+    so nothing is downloaded.
+    """
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for index in range(256):
+        c, r, g, b = index, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= (c & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette[index] = (r, g, b)
+    return palette
+
+
+_PALETTE_BYTES = davis_palette().tobytes()
+
+
+class LabelPngError(ValueError):
+    """A label PNG could not be read as a label map; the message names the file."""
+
+
+def read_label_png(path: str | Path, binary_as_object: bool = True) -> np.ndarray:
+    """Read a label PNG as an ``H x W`` uint8 label map.
+
+    - Palette ('P') PNGs: the palette index is the label (DAVIS 2017 convention).
+    - Grayscale ('L', '1', 'I;16') or RGB with equal channels: if the only values are 0 and
+      255 (DAVIS 2016 / binary masks) and ``binary_as_object``, 255 becomes object 1;
+      otherwise the grey value is the label.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise LabelPngError(f"{path}: mask file not found") from None
+    except OSError as exc:
+        raise LabelPngError(f"{path}: cannot read mask image ({exc})") from exc
+    if mode == "P":
+        return arr.astype(np.uint8, copy=False)
+    if arr.ndim == 3:
+        if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+            raise LabelPngError(
+                f"{path}: colour mask with unequal channels; expected a palette or grayscale label PNG"
+            )
+        arr = arr[..., 0]
+    if mode == "1":
+        arr = arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        if arr.max(initial=0) > 255:
+            raise LabelPngError(f"{path}: label values above 255 are not supported")
+        arr = arr.astype(np.uint8)
+    if binary_as_object:
+        values = np.unique(arr)
+        if values.size and set(values.tolist()) <= {0, 255}:
+            return (arr == 255).astype(np.uint8)
+    return arr
+
+
+def write_palette_png(path: str | Path, labels: np.ndarray) -> None:
+    """Write an ``H x W`` label map (values 0..255) as a DAVIS palette PNG, atomically."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"{path}: expected an H x W label map, got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"{path}: label values must lie in 0..255")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+    im.putpalette(_PALETTE_BYTES)
+    tmp = path.with_name(f".{path.name}.tmp")
+    im.save(tmp, format="PNG")
+    tmp.replace(path)

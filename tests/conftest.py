@@ -1,0 +1,33 @@
+"""Shared fixtures: the one place that locates the real data samples in ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def samples_root() -> Path:
+    """Root of the real data samples: $ENDOBENCH_SAMPLES, default ../shared/data from the repo."""
+    return Path(os.environ.get("ENDOBENCH_SAMPLES", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """Path of ``shared/data`` (real DAVIS, Kvasir-SEG, BAGLS, CholecInstanceSeg samples)."""
+    root = samples_root()
+    if not root.is_dir():
+        pytest.fail(f"real data samples not found at {root}; set ENDOBENCH_SAMPLES")
+    return root
+
+
+@pytest.fixture(scope="session")
+def metric_vectors(samples: Path) -> Path:
+    """Path of ``shared/testdata/metrics`` (reference numbers for the metrics)."""
+    root = samples.parent / "testdata" / "metrics"
+    if not root.is_dir():
+        pytest.fail(f"metric test vectors not found at {root}")
+    return root
