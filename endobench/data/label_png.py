@@ -54,7 +54,9 @@ def read_label_png(path: str | Path, binary_as_object: bool = True) -> np.ndarra
     if mode == "P":
         return arr.astype(np.uint8, copy=False)
     if arr.ndim == 3:
-        if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+        if not (
+            np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+        ):
             raise LabelPngError(
                 f"{path}: colour mask with unequal channels; expected a palette or grayscale label PNG"
             )
