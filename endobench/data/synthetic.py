@@ -249,7 +249,9 @@ class SyntheticClip(Clip):
             return None
         return x0, y0, x1, y1
 
-    def _blur_kernel(self, before: np.ndarray, now: np.ndarray, x: float, y: float):
+    def _blur_kernel(
+        self, before: np.ndarray, now: np.ndarray, x: float, y: float
+    ) -> np.ndarray | None:
         """Blur kernel for content at frame point (x, y) moving by ``inv(before) @ now``."""
         if not self.config.motion_blur:
             return None

@@ -255,7 +255,7 @@ def plan_scene(
                 + rng.uniform(-0.4, 0.4)
                 + _oscillation(rng, t, 1.5 * obj_rot, 1.5 * obj_rot / 12.0)
             )
-            depth = rng.uniform(0.75, 1.0) * radius + _oscillation(rng, t, 0.2 * radius, obj_speed)
+            depth = rng.uniform(0.6, 0.9) * radius + _oscillation(rng, t, 0.2 * radius, obj_speed)
             withdrawn = -1.7 * size - 0.1 * radius  # jaws fully outside the field of view
             for e in events:
                 if e.kind == "exit" and e.objects == (k,):
