@@ -1,0 +1,214 @@
+"""Hand-computed cases and properties of the metric functions."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from endobench.metrics import (
+    bound_pixels,
+    boundary_f,
+    boundary_map,
+    boundary_prf,
+    db_statistics,
+    decay_bin_edges,
+    dice,
+    disk,
+    evaluate_sequence,
+    hausdorff,
+    hd95,
+    jaccard,
+    jaccard_and_boundary,
+    summarize,
+    surface,
+)
+
+
+def _dilation_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, float, float]:
+    """The definition, literally: full-frame disk dilations of both boundary maps."""
+    bg, bp = boundary_map(gt), boundary_map(pred)
+    kernel = disk(r).astype(np.uint8)
+    dg = cv2.dilate(bg.astype(np.uint8), kernel) > 0
+    dp = cv2.dilate(bp.astype(np.uint8), kernel) > 0
+    ng, npred = bg.sum(), bp.sum()
+    if npred == 0 and ng > 0:
+        p, rc = 1.0, 0.0
+    elif npred > 0 and ng == 0:
+        p, rc = 0.0, 1.0
+    elif npred == 0 and ng == 0:
+        p, rc = 1.0, 1.0
+    else:
+        p, rc = (bp & dg).sum() / npred, (bg & dp).sum() / ng
+    return p, rc, (0.0 if p + rc == 0 else 2 * p * rc / (p + rc))
+
+
+def test_constants() -> None:
+    assert bound_pixels((480, 854)) == 8
+    assert bound_pixels((1080, 1920)) == 18
+    assert bound_pixels((480, 854), 3) == 3
+    assert disk(8).sum() == 197
+    assert decay_bin_edges(10).tolist() == [0, 2, 5, 7, 9]
+
+
+def test_jaccard_hand_cases() -> None:
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    assert jaccard(a, b) == 1.0
+    a[0, :2] = True
+    b[0, 1:3] = True
+    assert jaccard(a, b) == pytest.approx(1 / 3)
+    void = np.zeros((4, 4), bool)
+    void[0, 2] = True
+    assert jaccard(a, b, void) == pytest.approx(1 / 2)
+    assert dice(a, b) == pytest.approx(0.5)
+    assert dice(a & False, b & False) == 1.0
+    assert math.isnan(dice(a & False, b & False, empty=math.nan))
+    # torch tensors in, same numbers out
+    assert jaccard(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(1 / 3)
+
+
+def test_boundary_hand_cases() -> None:
+    full = np.ones((20, 30), bool)
+    empty = np.zeros((20, 30), bool)
+    assert not boundary_map(full).any()  # the image border is never a boundary
+    # full-frame GT, empty prediction: J = 0 but F = 1 (both boundaries empty)
+    assert jaccard(full, empty) == 0.0
+    assert boundary_prf(full, empty) == (1.0, 1.0, 1.0)
+    square = np.zeros((20, 30), bool)
+    square[5:10, 5:10] = True
+    assert boundary_prf(square, empty) == (1.0, 0.0, 0.0)
+    assert boundary_prf(empty, square) == (0.0, 1.0, 0.0)
+    # square boundary: top-left neighbours (row 4, col 4..9 / col 4, rows 5..9) and the last
+    # row/col of the square itself
+    assert boundary_map(square).sum() == 20
+    far = np.roll(square, 12, axis=1)
+    assert boundary_f(square, far, bound_th=3) == 0.0
+    assert boundary_f(square, np.roll(square, 1, axis=1), bound_th=1) == 1.0
+
+
+def test_fast_boundary_equals_dilation_definition() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        h, w = rng.integers(1, 30, 2)
+        gt = rng.random((h, w)) < rng.random()
+        pred = rng.random((h, w)) < rng.random()
+        if rng.random() < 0.5:
+            gt = cv2.dilate(gt.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        r = int(rng.integers(1, 10))
+        assert boundary_prf(gt, pred, bound_th=r) == pytest.approx(
+            _dilation_prf(gt, pred, r), abs=0
+        )
+
+
+def test_jaccard_and_boundary_with_void_matches_parts() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        gt = rng.random((25, 31)) < 0.4
+        pred = rng.random((25, 31)) < 0.4
+        void = rng.random((25, 31)) < 0.1
+        j, p, r, f = jaccard_and_boundary(gt, pred, void, bound_th=2)
+        assert j == jaccard(gt, pred, void)
+        assert (p, r, f) == boundary_prf(gt, pred, void, bound_th=2)
+        assert (p, r, f) == pytest.approx(_dilation_prf(gt & ~void, pred & ~void, 2), abs=0)
+
+
+def test_hausdorff_hand_cases() -> None:
+    a = np.zeros((30, 30), bool)
+    a[10:15, 10:15] = True
+    b = np.roll(a, 3, axis=1)
+    assert surface(a).sum() == 16
+    assert hausdorff(a, b) == 3.0
+    assert hd95(a, b, "monai") == pytest.approx(3.0)
+    assert hd95(a, b, "medpy") == pytest.approx(3.0)
+    empty = np.zeros_like(a)
+    assert hausdorff(a, empty) == math.inf
+    assert math.isnan(hd95(a, empty))
+    assert math.isnan(hausdorff(empty, empty))
+    with pytest.raises(ValueError, match="definition"):
+        hd95(a, b, "other")  # type: ignore[arg-type]
+
+
+def test_db_statistics_hand_cases() -> None:
+    v = np.array([1.0, 1.0, 1.0, 0.5, 0.4, 0.2, 0.2, 0.0, 0.0, 0.0])
+    s = db_statistics(v)
+    assert s["mean"] == pytest.approx(0.43)
+    assert s["recall"] == pytest.approx(0.3)  # 0.5 is not > 0.5
+    # bins [0:3], [2:6], [5:8], [7:10]
+    assert s["decay"] == pytest.approx(1.0 - 0.0)
+    assert db_statistics([0.7])["decay"] == 0.0
+    assert math.isnan(db_statistics([])["mean"])
+
+
+def test_decay_wide_integers_for_long_sequences() -> None:
+    n = 300
+    v = np.linspace(1.0, 0.0, n)
+    edges = decay_bin_edges(n)
+    assert edges.tolist() == [0, 75, 150, 224, 299]
+    want = v[0:76].mean() - v[224:300].mean()
+    assert db_statistics(v)["decay"] == pytest.approx(want, abs=1e-12)
+    wrapped = edges.astype(np.uint8)  # what the reference's uint8 storage does
+    assert wrapped.tolist() != edges.tolist()
+
+
+def test_evaluate_sequence_errors_and_unsupervised_matching() -> None:
+    gt = [np.zeros((20, 20), np.uint8) for _ in range(4)]
+    for m in gt:
+        m[2:8, 2:8] = 1
+        m[10:18, 10:18] = 2
+    swapped = [np.where(m == 1, 2, np.where(m == 2, 1, 0)).astype(np.uint8) for m in gt]
+    df = evaluate_sequence(gt, swapped, "unsupervised")
+    assert (df["J"] == 1.0).all()
+    assert dict(zip(df["object"], df["pred_object"], strict=True)) == {1: 2, 2: 1}
+    semi = evaluate_sequence(gt, swapped, "semi-supervised")
+    assert (semi["J"] == 0.0).all() and len(semi) == 4  # frames 1, 2 x objects 1, 2
+    bad = [m.copy() for m in gt]
+    bad[1][0, 0] = 3
+    with pytest.raises(ValueError, match=r"object id\(s\) \[3\]"):
+        evaluate_sequence(gt, bad)
+    small = [np.zeros((10, 20), np.uint8)] * 4
+    with pytest.raises(ValueError, match="size mismatch"):
+        evaluate_sequence(gt, small)
+    with pytest.raises(ValueError, match="prediction missing"):
+        evaluate_sequence(gt, [gt[0], None, gt[2], None])
+    table = summarize(df)
+    assert list(table.index) == ["sequence", "global"]
+    assert table.loc["global", "J&F-Mean"] == 1.0
+
+
+masks = arrays(np.bool_, st.tuples(st.integers(2, 24), st.integers(2, 24)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_properties_symmetry_order_range(data) -> None:
+    a = data.draw(masks)
+    b = data.draw(arrays(np.bool_, a.shape))
+    assert jaccard(a, b) == jaccard(b, a)
+    assert dice(a, b) == dice(b, a)
+    assert jaccard(a, b) <= dice(a, b) + 1e-12
+    p, r, f = boundary_prf(a, b, bound_th=2)
+    assert 0.0 <= f <= 1.0 and 0.0 <= p <= 1.0 and 0.0 <= r <= 1.0
+    assert boundary_prf(b, a, bound_th=2) == (r, p, f)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_f_invariant_under_translation_away_from_borders(data) -> None:
+    a = data.draw(arrays(np.bool_, (12, 12)))
+    b = data.draw(arrays(np.bool_, (12, 12)))
+    dy, dx = data.draw(st.integers(-8, 8)), data.draw(st.integers(-8, 8))
+    canvas_a = np.zeros((40, 40), bool)
+    canvas_b = np.zeros((40, 40), bool)
+    canvas_a[14:26, 14:26], canvas_b[14:26, 14:26] = a, b
+    moved_a = np.roll(canvas_a, (dy, dx), axis=(0, 1))
+    moved_b = np.roll(canvas_b, (dy, dx), axis=(0, 1))
+    assert boundary_prf(moved_a, moved_b, bound_th=3) == boundary_prf(
+        canvas_a, canvas_b, bound_th=3
+    )
