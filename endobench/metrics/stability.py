@@ -4,7 +4,8 @@ T compares the outer contour of an object in two consecutive predicted masks. Ea
 described by shape-context histograms; the cheapest monotone alignment of the two point sequences
 gives a matching cost, and T for a sequence is ``5.0 * nanmean`` of that cost over consecutive
 pairs of interior frames (lower is more stable). Definitions, constants and edge cases follow
-``docs/METRICS.md`` ("T"); the numbers reproduce the DAVIS 2016 toolkit's to 1e-9.
+``docs/METRICS.md`` ("T"); the numbers reproduce the DAVIS 2016 toolkit's to 1e-9, equal-cost
+path ties included.
 
 Pipeline for one mask (all pure functions below, usable on their own):
 
@@ -25,13 +26,21 @@ Pipeline for one mask (all pure functions below, usable on their own):
    rolled so the path's cheapest node comes last, the path recomputed (:func:`matching_pairs`),
    and :func:`one_to_one_pairs` keeps the cheapest pair per index on each side. The matching
    cost is the mean cost of the kept pairs.
+
+The loops run as numba kernels (``_*_kernel``; compiled on first use and cached on disk). They
+repeat the reference's floating-point operations in the same order and precision (float32 where
+it uses float32, numpy's pairwise summation where it sums with numpy), so the numbers are equal
+bit for bit, not just close. Reductions whose order numba cannot reproduce (``np.mean`` of the
+distance matrix, ``np.arctan2``) stay in numpy.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 #: Douglas-Peucker tolerance of the reference, in pixels (it works in doubled units: 3.0).
@@ -48,12 +57,16 @@ R_OUTER = 2.0
 HIST_EPS = 2.2204e-16
 #: T reports the mean matching cost times this factor (DAVIS 2016 convention).
 T_SCALE = 5.0
-#: Elements per temporary block in :func:`chi2_cost_matrix` (keeps it in cache-sized pieces).
-_CHI2_BLOCK_ELEMS = 1 << 18
 
-# Moves on the doubled lattice: down, up, right, left (X = row, Y = column). The order is the
-# reference's order of preference when a trace may continue in several directions.
-_STEPS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+# Flags of a doubled-lattice position in the tracer's state array.
+_EDGE = np.uint8(1)
+_VISITED = np.uint8(2)
+_TWO_PI = 2 * np.pi
+#: numpy's pairwise summation works in blocks of 8 partial sums (``pairwise_sum`` in numpy).
+_PAIRWISE_UNROLL = 8
+_PAIRWISE_BLOCK = 128
+
+_njit = numba.njit(cache=True, nogil=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,122 +85,171 @@ class TracedContour:
     is_hole: bool
 
 
-class _Lattice:
-    """Boundary edges of a mask on the doubled lattice, with an offset of 1 for the border."""
+@_njit
+def _lattice_kernel(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Boundary edges of a mask on the doubled lattice (offset 1 for the border).
 
-    def __init__(self, mask: np.ndarray) -> None:
-        rows, cols = mask.shape
-        self.rows, self.cols = rows, cols
-        # Positions are encoded as (X + 1) * stride + (Y + 1) so X, Y in [-1, 2 * size + 1].
-        self.stride = 2 * cols + 3
-        padded = np.zeros((rows + 2, cols + 2), dtype=bool)
-        padded[1:-1, 1:-1] = mask
-        vertical = padded[1:-1, :-1] != padded[1:-1, 1:]  # rows x (cols + 1)
-        horizontal = padded[:-1, 1:-1] != padded[1:, 1:-1]  # (rows + 1) x cols
-        vr, vc = np.nonzero(vertical)  # edge between column vc - 1 and vc: X = 2 vr + 1, Y = 2 vc
-        hr, hc = np.nonzero(horizontal)  # edge between row hr - 1 and hr: X = 2 hr, Y = 2 hc + 1
-        self.vertical_keys = (2 * vr + 2) * self.stride + (2 * vc + 1)
-        horizontal_keys = (2 * hr + 1) * self.stride + (2 * hc + 2)
-        self.is_edge = set(self.vertical_keys.tolist()) | set(horizontal_keys.tolist())
-        # 4-junctions: corners where all four incident edges are boundary edges (2 x 2 checkerboard).
-        a, b = padded[:-1, :-1], padded[:-1, 1:]
-        c, d = padded[1:, :-1], padded[1:, 1:]
-        checker = (a == d) & (b == c) & (a != b)
-        checker[0, :] = checker[-1, :] = False  # junctions are searched inside the image only
-        checker[:, 0] = checker[:, -1] = False
-        jr, jc = np.nonzero(checker)  # corner (jr, jc) in pixel units, row-major order
-        self.junction_keys = ((2 * jr + 1) * self.stride + (2 * jc + 1)).tolist()
+    Positions are encoded as ``(X + 1) * stride + (Y + 1)`` with ``stride = 2 * cols + 3``.
+    Returns the state array (``_EDGE`` set on boundary edge midpoints), the vertical edges' keys
+    in raster order, the 4-junction corners' keys (all four incident edges are boundary edges,
+    i.e. a 2 x 2 checkerboard) in raster order, and the number of boundary edges.
+    """
+    rows, cols = mask.shape
+    stride = 2 * cols + 3
+    state = np.zeros((2 * rows + 3) * stride, dtype=np.uint8)
+    vertical = np.empty(rows * (cols + 1), dtype=np.int64)
+    n_vertical = 0
+    n_edges = 0
+    for r in range(rows):  # edge between columns c - 1 and c: X = 2 r + 1, Y = 2 c
+        left = False
+        for c in range(cols + 1):
+            right = c < cols and mask[r, c]
+            if right != left:
+                key = (2 * r + 2) * stride + 2 * c + 1
+                state[key] = _EDGE
+                vertical[n_vertical] = key
+                n_vertical += 1
+            left = right
+    n_edges += n_vertical
+    for r in range(rows + 1):  # edge between rows r - 1 and r: X = 2 r, Y = 2 c + 1
+        for c in range(cols):
+            above = r > 0 and mask[r - 1, c]
+            below = r < rows and mask[r, c]
+            if above != below:
+                state[(2 * r + 1) * stride + 2 * c + 2] = _EDGE
+                n_edges += 1
+    n_junctions = 0
+    junctions = np.empty(max(rows - 1, 0) * max(cols - 1, 0), dtype=np.int64)
+    for jr in range(1, rows):  # corner (jr, jc) between pixels (jr - 1 .. jr, jc - 1 .. jc)
+        for jc in range(1, cols):
+            a, b = mask[jr - 1, jc - 1], mask[jr - 1, jc]
+            c, d = mask[jr, jc - 1], mask[jr, jc]
+            if a == d and b == c and a != b:
+                junctions[n_junctions] = (2 * jr + 1) * stride + 2 * jc + 1
+                n_junctions += 1
+    return state, vertical[:n_vertical], junctions[:n_junctions], n_edges
 
-    def decode(self, key: int) -> tuple[int, int]:
-        return key // self.stride - 1, key % self.stride - 1
 
-
-def _explore_piece(
-    lattice: _Lattice,
+@_njit
+def _explore_piece_kernel(
+    state: np.ndarray,
+    junction_id: np.ndarray,
+    stride: int,
     start_junction: int,
     first_edge: int,
-    junction_id: dict[int, int],
-    visited: set[int],
-) -> tuple[list[int], int]:
+    out: np.ndarray,
+    n_out: int,
+) -> tuple[int, int]:
     """Follow boundary edges from a junction until the next junction (reference's explore step).
 
-    Returns the edge-midpoint keys of the piece in travel order and the id of the end junction.
+    Appends the edge-midpoint keys of the piece in travel order to ``out`` from ``n_out`` on;
+    returns the new fill count and the id of the end junction. Moves are tried in the
+    reference's order of preference: down, up, right, left (X = row, Y = column).
     """
-    stride = lattice.stride
-    is_edge = lattice.is_edge
-    piece: list[int] = []
+    steps = (stride, -stride, 1, -1)
     next_edge = first_edge
     corner = start_junction
-    visited.add(start_junction)
+    state[start_junction] |= _VISITED
     while True:
         edge = next_edge
-        x_odd = (edge // stride - 1) % 2 == 1
-        if x_odd:  # vertical edge: its ends are above and below
+        if (edge // stride - 1) % 2 == 1:  # vertical edge: its ends are above and below
             end1, end2 = edge + stride, edge - stride
         else:  # horizontal edge: its ends are left and right
             end1, end2 = edge - 1, edge + 1
-        if end1 not in visited:
+        if not state[end1] & _VISITED:
             corner = end1
-        elif end2 not in visited:
+        elif not state[end2] & _VISITED:
             corner = end2
         else:
             corner = end2 if end1 == corner else end1
-        visited.add(edge)
-        visited.add(corner)
-        piece.append(edge)
-        end_id = junction_id.get(corner, 0)
+        state[edge] |= _VISITED
+        state[corner] |= _VISITED
+        out[n_out] = edge
+        n_out += 1
+        end_id = junction_id[corner]
         if end_id > 0:
-            return piece, end_id
-        for dx, dy in _STEPS:
-            candidate = corner + dx * stride + dy
-            if candidate in is_edge and candidate not in visited:
+            return n_out, end_id
+        found = False
+        for step in steps:
+            candidate = corner + step
+            if state[candidate] == _EDGE:  # a boundary edge not visited yet
                 next_edge = candidate
+                found = True
                 break
-        else:  # pragma: no cover - a closed boundary always continues
+        if not found:
             raise RuntimeError("contour tracing lost the boundary; please report this mask")
 
 
-def _trace_pieces(lattice: _Lattice) -> tuple[list[tuple[int, int, list[int]]], list[int]]:
-    """All boundary pieces ``(orig_junction_id, end_junction_id, edges)`` and junction positions."""
-    stride = lattice.stride
-    junction_pos: list[int] = list(lattice.junction_keys)
-    junction_id = {key: i + 1 for i, key in enumerate(junction_pos)}
-    visited: set[int] = set()
-    pieces: list[tuple[int, int, list[int]]] = []
-    # Pieces leaving real junctions, explored last-in first-out like the reference.
-    to_explore = [
-        (jid, key + dx * stride + dy)
-        for jid, key in enumerate(junction_pos, start=1)
-        for dx, dy in ((0, 1), (1, 0), (0, -1), (-1, 0))
-    ]
-    while to_explore:
-        jid, edge = to_explore.pop()
-        if edge in visited:
+@_njit
+def _trace_pieces_kernel(
+    state: np.ndarray, vertical: np.ndarray, junctions: np.ndarray, n_edges: int, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All boundary pieces and junction positions.
+
+    Returns ``(edges, bounds, orig, end, junction_pos)``: piece ``k`` is
+    ``edges[bounds[k]:bounds[k + 1]]`` (midpoint keys in travel order) from junction id
+    ``orig[k]`` to ``end[k]`` (ids are 1-based indices into ``junction_pos``).
+    """
+    n_real = len(junctions)
+    junction_pos = np.empty(n_real + len(vertical), dtype=np.int64)
+    junction_id = np.zeros(len(state), dtype=np.int32)
+    for k in range(n_real):
+        junction_pos[k] = junctions[k]
+        junction_id[junctions[k]] = k + 1
+    n_junctions = n_real
+    edges = np.empty(n_edges, dtype=np.int64)
+    bounds = np.zeros(n_edges + 1, dtype=np.int64)
+    orig = np.empty(n_edges, dtype=np.int64)
+    end = np.empty(n_edges, dtype=np.int64)
+    n_out = 0
+    n_pieces = 0
+    # Pieces leaving real junctions (right, down, left, up from each), explored last-in
+    # first-out like the reference.
+    steps = (1, stride, -1, -stride)
+    for index in range(4 * n_real - 1, -1, -1):
+        jid = index // 4 + 1
+        edge = junction_pos[jid - 1] + steps[index % 4]
+        if state[edge] & _VISITED:
             continue
-        edges, end_id = _explore_piece(lattice, junction_pos[jid - 1], edge, junction_id, visited)
-        pieces.append((jid, end_id, edges))
+        n_out, end_id = _explore_piece_kernel(
+            state, junction_id, stride, junction_pos[jid - 1], edge, edges, n_out
+        )
+        orig[n_pieces], end[n_pieces] = jid, end_id
+        n_pieces += 1
+        bounds[n_pieces] = n_out
     # Closed curves without a junction: start at the top corner of their first vertical edge in
     # raster order (an "artificial" junction, as in the reference).
-    for edge in lattice.vertical_keys.tolist():
-        if edge in visited:
+    for edge in vertical:
+        if state[edge] & _VISITED:
             continue
         corner = edge - stride
-        junction_pos.append(corner)
-        jid = len(junction_pos)
-        junction_id[corner] = jid
-        edges, end_id = _explore_piece(lattice, corner, edge, junction_id, visited)
-        pieces.append((jid, end_id, edges))
-    return pieces, junction_pos
+        junction_pos[n_junctions] = corner
+        n_junctions += 1
+        junction_id[corner] = n_junctions
+        n_out, end_id = _explore_piece_kernel(
+            state, junction_id, stride, corner, edge, edges, n_out
+        )
+        orig[n_pieces], end[n_pieces] = n_junctions, end_id
+        n_pieces += 1
+        bounds[n_pieces] = n_out
+    return (
+        edges[:n_out],
+        bounds[: n_pieces + 1],
+        orig[:n_pieces],
+        end[:n_pieces],
+        junction_pos[:n_junctions],
+    )
 
 
 def _stitch_jordan_curves(
-    pieces: list[tuple[int, int, list[int]]], n_junctions: int, stride: int
-) -> list[tuple[int, list[int]]]:
+    pieces: list[tuple[int, int, np.ndarray]], n_junctions: int, stride: int
+) -> list[tuple[int, np.ndarray]]:
     """Group pieces into closed curves ``(start_junction_id, edges)`` (reference's lines2jordan).
 
     The reference keeps the pieces still to explore in a hash map whose iteration starts at the
     most recently inserted junction id, i.e. the largest remaining one; that choice fixes which
-    curve comes first and where each starts, so it is reproduced here.
+    curve comes first and where each starts, so it is reproduced here. Works on whole pieces
+    (few), so it stays in Python.
     """
     remaining: dict[int, set[int]] = {jid: set() for jid in range(1, n_junctions + 1)}
     for index, (orig, end, _) in enumerate(pieces):
@@ -200,24 +262,24 @@ def _stitch_jordan_curves(
 
     def first_edge_from(index: int, junction: int) -> int:
         orig, _, edges = pieces[index]
-        return edges[0] if orig == junction else edges[-1]
+        return int(edges[0] if orig == junction else edges[-1])
 
     def take(junction: int, index: int) -> None:
         remaining[junction].discard(index)
         if not remaining[junction]:
             del remaining[junction]
 
-    curves: list[tuple[int, list[int]]] = []
+    curves: list[tuple[int, np.ndarray]] = []
 
     def close_cycle(cycle_junction: int, swept: list[tuple[int, int]], swept_set: set[int]) -> int:
         start = next(i for i, (junction, _) in enumerate(swept) if junction == cycle_junction)
-        edges: list[int] = []
+        parts: list[np.ndarray] = []
         for junction, index in swept[start:]:
-            orig, end, piece_edges = pieces[index]
-            edges.extend(piece_edges if orig == junction else piece_edges[::-1])
+            orig, _, piece_edges = pieces[index]
+            parts.append(piece_edges if orig == junction else piece_edges[::-1])
             swept_set.discard(junction)
         del swept[start:]
-        curves.append((cycle_junction, edges))
+        curves.append((cycle_junction, np.concatenate(parts)))
         return swept[-1][1] if swept else -1
 
     while remaining:
@@ -261,46 +323,45 @@ def trace_contours(mask: np.ndarray) -> list[TracedContour]:
     (pieces are grouped from the last-found junction backwards), each as corner coordinates on the
     doubled lattice starting and ending at its start corner, in tracing order (not yet oriented).
     """
-    mask = np.asarray(mask).astype(bool, copy=False)
+    mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask: expected a 2-D H x W array, got shape {mask.shape}")
+    mask = np.ascontiguousarray(mask.astype(bool, copy=False))
     if not mask.any():
         return []
-    lattice = _Lattice(mask)
-    stride = lattice.stride
-    pieces, junction_pos = _trace_pieces(lattice)
-    curves = _stitch_jordan_curves(pieces, len(junction_pos), stride)
+    stride = 2 * mask.shape[1] + 3
+    state, vertical, junctions, n_edges = _lattice_kernel(mask)
+    edges, bounds, orig, end, junction_pos = _trace_pieces_kernel(
+        state, vertical, junctions, n_edges, stride
+    )
+    pieces = [
+        (int(orig[k]), int(end[k]), edges[bounds[k] : bounds[k + 1]]) for k in range(len(orig))
+    ]
     result = []
-    for start_id, edges in curves:
-        mids = np.asarray(edges, dtype=np.int64)
-        mx, my = mids // stride - 1, mids % stride - 1
-        sx, sy = lattice.decode(junction_pos[start_id - 1])
-        corners = _edges_to_corners(mx, my, sx, sy)
+    for start_id, curve_edges in _stitch_jordan_curves(pieces, len(junction_pos), stride):
+        corners = _edges_to_corners_kernel(curve_edges, stride, int(junction_pos[start_id - 1]))
         result.append(TracedContour(corners=corners, is_hole=_encloses_background(corners, mask)))
     return result
 
 
-def _edges_to_corners(mx: np.ndarray, my: np.ndarray, sx: int, sy: int) -> np.ndarray:
-    """Corner sequence visited by a chain of edge midpoints starting at corner ``(sx, sy)``.
+@_njit
+def _edges_to_corners_kernel(mids: np.ndarray, stride: int, start: int) -> np.ndarray:
+    """Corner sequence ``(n + 1, 2)`` visited by a chain of edge midpoints from corner ``start``.
 
     Each edge has two ends at +-1 along its axis; the next corner is the end that is not the
-    current one, i.e. ``corner_{k+1} = 2 * mid_k - corner_k``. The alternating sum is done with
-    cumulative sums, so the whole chain is converted without a Python loop.
+    current one, i.e. ``corner_{k+1} = 2 * mid_k - corner_k``.
     """
-    n = mx.size
-    sign = np.where(np.arange(n) % 2 == 0, 1, -1)
-    # corner_{k+1} = 2 mid_k - corner_k  =>  corner_{k+1} = 2 * sum_j (-1)^(k-j) mid_j + (-1)^(k+1) c_0
-    acc_x = np.cumsum(sign * mx) * sign
-    acc_y = np.cumsum(sign * my) * sign
-    tail_sign = -sign  # (-1)^(k+1)
-    cx = np.empty(n + 1, dtype=np.int64)
-    cy = np.empty(n + 1, dtype=np.int64)
-    cx[0], cy[0] = sx, sy
-    cx[1:] = 2 * acc_x + tail_sign * sx
-    cy[1:] = 2 * acc_y + tail_sign * sy
-    if cx[-1] != sx or cy[-1] != sy:  # pragma: no cover - the chain is closed by construction
+    n = len(mids)
+    out = np.empty((n + 1, 2), dtype=np.int64)
+    cx, cy = start // stride - 1, start % stride - 1
+    out[0, 0], out[0, 1] = cx, cy
+    for k in range(n):
+        cx = 2 * (mids[k] // stride - 1) - cx
+        cy = 2 * (mids[k] % stride - 1) - cy
+        out[k + 1, 0], out[k + 1, 1] = cx, cy
+    if cx != out[0, 0] or cy != out[0, 1]:
         raise RuntimeError("traced boundary curve does not close")
-    return np.stack([cx, cy], axis=1)
+    return out
 
 
 def _encloses_background(corners: np.ndarray, mask: np.ndarray) -> bool:
@@ -309,7 +370,7 @@ def _encloses_background(corners: np.ndarray, mask: np.ndarray) -> bool:
     y = corners[:, 1].astype(np.float64)
     area2 = float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))  # > 0: counter-clockwise in (X, Y)
     # First edge of the curve and the pixel on its left in (X, Y) axes.
-    (x0, y0), (x1, y1) = corners[0], corners[1]
+    (x0, y0), (x1, y1) = corners[0].tolist(), corners[1].tolist()
     dx, dy = (x1 - x0) // 2, (y1 - y0) // 2
     # Pixel centre on the left of the travel direction: rotate (dx, dy) by +90 degrees.
     cx = (x0 + x1) // 2 + (-dy)
@@ -324,41 +385,63 @@ def _encloses_background(corners: np.ndarray, mask: np.ndarray) -> bool:
 # --------------------------------------------------------------------------------------------
 # 2. Douglas-Peucker simplification (psimpl semantics)
 # --------------------------------------------------------------------------------------------
-def _segment_distance2(s1: np.ndarray, s2: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Squared distance of points ``(n, 2)`` to segment ``s1 s2`` as psimpl computes it.
-
-    The projection fraction is a float32 ratio (as in psimpl); the result is float64.
-    """
-    v = s2 - s1
-    w = pts - s1
-    cw = w @ v
-    cv = float(v @ v)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (cw.astype(np.float32) / np.float32(cv)).astype(np.float64)
-    proj = s1[None, :] + frac[:, None] * v[None, :]
-    d_proj = np.sum((pts - proj) ** 2, axis=1)
-    d_s1 = np.sum((pts - s1) ** 2, axis=1)
-    d_s2 = np.sum((pts - s2) ** 2, axis=1)
-    return np.where(cw <= 0, d_s1, np.where(cv <= cw, d_s2, d_proj))
-
-
-def _radial_distance(points: np.ndarray, tol: float) -> np.ndarray:
-    """psimpl's radial-distance pre-pass: drop points closer than ``tol`` to the last kept one."""
+@_njit
+def _simplify_kernel(points: np.ndarray, tol: float) -> np.ndarray:
+    """psimpl's radial-distance pass then Douglas-Peucker on ``(n, 2)`` float64 points (n >= 3)."""
     n = len(points)
-    if n < 3:
-        return points
     tol2 = tol * tol
-    keep = [0]
-    pts = points.tolist()
-    kx, ky = pts[0]
+    # Radial distance: drop points closer than tol to the last kept one (ends always kept).
+    keep = np.empty(n, dtype=np.int64)
+    keep[0] = 0
+    n_keep = 1
+    kx, ky = points[0, 0], points[0, 1]
     for i in range(1, n - 1):
-        px, py = pts[i]
+        px, py = points[i, 0], points[i, 1]
         if (kx - px) * (kx - px) + (ky - py) * (ky - py) < tol2:
             continue
         kx, ky = px, py
-        keep.append(i)
-    keep.append(n - 1)
-    return points[keep]
+        keep[n_keep] = i
+        n_keep += 1
+    keep[n_keep] = n - 1
+    n_keep += 1
+    reduced = points[keep[:n_keep]]
+    keys = np.zeros(n_keep, dtype=np.bool_)
+    keys[0] = keys[n_keep - 1] = True
+    stack = np.empty((n_keep + 1, 2), dtype=np.int64)
+    stack[0, 0], stack[0, 1] = 0, n_keep - 1
+    top = 1
+    while top > 0:
+        top -= 1
+        first, last = stack[top, 0], stack[top, 1]
+        if last - first < 2:
+            continue
+        s1x, s1y = reduced[first, 0], reduced[first, 1]
+        s2x, s2y = reduced[last, 0], reduced[last, 1]
+        vx, vy = s2x - s1x, s2y - s1y
+        cv = vx * vx + vy * vy
+        best = -1.0
+        index = first + 1
+        for k in range(first + 1, last):
+            px, py = reduced[k, 0], reduced[k, 1]
+            wx, wy = px - s1x, py - s1y
+            cw = wx * vx + wy * vy
+            if cw <= 0:
+                d2 = (px - s1x) ** 2 + (py - s1y) ** 2
+            elif cv <= cw:
+                d2 = (px - s2x) ** 2 + (py - s2y) ** 2
+            else:
+                # psimpl divides in float32 here; the rest is float64.
+                frac = np.float64(np.float32(cw) / np.float32(cv))
+                d2 = (px - (s1x + frac * vx)) ** 2 + (py - (s1y + frac * vy)) ** 2
+            if d2 >= best:  # ties go to the later point
+                best = d2
+                index = k
+        if tol2 < best:
+            keys[index] = True
+            stack[top, 0], stack[top, 1] = index, last
+            stack[top + 1, 0], stack[top + 1, 1] = first, index
+            top += 2
+    return reduced[keys]
 
 
 def simplify_polyline(points: np.ndarray, tol: float) -> np.ndarray:
@@ -368,37 +451,22 @@ def simplify_polyline(points: np.ndarray, tol: float) -> np.ndarray:
     pass first drops points within ``tol`` of the previous kept point; then the point farthest
     from the current segment (ties: the later point) is kept while its distance exceeds ``tol``.
     """
-    points = np.asarray(points, dtype=np.float64)
+    points = np.ascontiguousarray(points, dtype=np.float64)
     if len(points) < 3 or tol == 0:
         return points
-    reduced = _radial_distance(points, tol)
-    n = len(reduced)
-    keys = np.zeros(n, dtype=bool)
-    keys[0] = keys[-1] = True
-    tol2 = tol * tol
-    stack = [(0, n - 1)]
-    while stack:
-        first, last = stack.pop()
-        if last - first < 2:
-            continue
-        d2 = _segment_distance2(reduced[first], reduced[last], reduced[first + 1 : last])
-        # Ties go to the later point: take the last index of the maximum.
-        local = len(d2) - 1 - int(np.argmax(d2[::-1]))
-        if tol2 < d2[local]:
-            index = first + 1 + local
-            keys[index] = True
-            stack.append((index, last))
-            stack.append((first, index))
-    return reduced[keys]
+    return _simplify_kernel(points, float(tol))
 
 
+@_njit
 def _is_clockwise(corners: np.ndarray) -> bool:
     """The reference's orientation test on doubled coordinates (float32 accumulation)."""
-    x = corners[:, 0]
-    y = corners[:, 1]
-    nxt = np.roll(np.arange(len(corners)), -1)
-    terms = ((x[nxt] - x) * (y[nxt] + y)).astype(np.float32)
-    return bool(np.cumsum(terms, dtype=np.float32)[-1] > 0)
+    n = len(corners)
+    acc = np.float32(0.0)
+    for i in range(n):
+        j = i + 1 if i + 1 < n else 0
+        term = (corners[j, 0] - corners[i, 0]) * (corners[j, 1] + corners[i, 1])
+        acc = acc + np.float32(term)
+    return acc > 0
 
 
 def mask_to_polygons(mask: np.ndarray) -> list[np.ndarray]:
@@ -433,6 +501,39 @@ def longest_contour(polygons: Sequence[np.ndarray]) -> np.ndarray:
     return polygons[int(np.argmax(lengths))]
 
 
+@_njit
+def _upsample_kernel(pts: np.ndarray, step: np.float32) -> np.ndarray:
+    """float32 resampling of ``(n, 2)`` float32 vertices; see :func:`upsample_contour`."""
+    n = len(pts)
+    counts = np.ones(n - 1, dtype=np.int64)
+    total = 1
+    for i in range(n - 1):
+        dx = pts[i + 1, 0] - pts[i, 0]
+        dy = pts[i + 1, 1] - pts[i, 1]
+        length = np.sqrt(dx * dx + dy * dy)
+        if length > step:
+            counts[i] = int(np.ceil(length / step))
+        total += counts[i]
+    out = np.empty((total, 2), dtype=np.float32)
+    out[0, 0], out[0, 1] = pts[0, 0], pts[0, 1]
+    k = 1
+    for i in range(n - 1):
+        m = counts[i]
+        if m > 1:
+            # start + vec, start + 2 vec, ... by sequential float32 accumulation.
+            vx = (pts[i + 1, 0] - pts[i, 0]) / np.float32(m)
+            vy = (pts[i + 1, 1] - pts[i, 1]) / np.float32(m)
+            ax, ay = pts[i, 0], pts[i, 1]
+            for _ in range(m - 1):
+                ax = ax + vx
+                ay = ay + vy
+                out[k, 0], out[k, 1] = ax, ay
+                k += 1
+        out[k, 0], out[k, 1] = pts[i + 1, 0], pts[i + 1, 1]
+        k += 1
+    return out
+
+
 def upsample_contour(contour: np.ndarray, max_step: float = MAX_SEGMENT_PX) -> np.ndarray:
     """Insert points so that no segment is longer than ``max_step`` pixels.
 
@@ -441,32 +542,64 @@ def upsample_contour(contour: np.ndarray, max_step: float = MAX_SEGMENT_PX) -> n
     Arithmetic is float32 like the reference, so the points match it bit for bit. Returns an
     ``(m, 2)`` float32 array including all original vertices.
     """
-    pts = np.asarray(contour, dtype=np.float32)
+    pts = np.ascontiguousarray(contour, dtype=np.float32)
     if len(pts) < 2:
         return pts.copy()
-    diff = pts[1:] - pts[:-1]
-    length = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
-    step = np.float32(max_step)
-    n_seg = np.where(length > step, np.ceil(length / step), np.float32(1)).astype(np.int64)
-    # Original vertices are copied; a long segment gets start + vec, start + 2 vec, ... added
-    # by sequential float32 accumulation (cumsum is sequential), as the reference does.
-    pieces = [pts[:1]]
-    prev_end = 0
-    for i in np.nonzero(n_seg > 1)[0].tolist():
-        pieces.append(pts[prev_end + 1 : i + 1])
-        vec = diff[i] / np.float32(n_seg[i])
-        k = int(n_seg[i]) - 1
-        steps = np.broadcast_to(vec, (k, 2))
-        acc = np.cumsum(np.vstack([pts[i : i + 1], steps]), axis=0, dtype=np.float32)[1:]
-        pieces.append(acc)
-        prev_end = i
-    pieces.append(pts[prev_end + 1 :])
-    return np.concatenate(pieces, axis=0)
+    return _upsample_kernel(pts, np.float32(max_step))
 
 
 # --------------------------------------------------------------------------------------------
 # 3. Shape context and matching
 # --------------------------------------------------------------------------------------------
+@_njit
+def _offsets_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``dx[i, j] = x_j - x_i``, ``dy`` likewise and the distances, ``(n, n)`` float64 each."""
+    n = len(pts)
+    dx = np.empty((n, n))
+    dy = np.empty((n, n))
+    dist = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            ddx = pts[j, 0] - pts[i, 0]
+            ddy = pts[j, 1] - pts[i, 1]
+            dx[i, j] = ddx
+            dy[i, j] = ddy
+            dist[i, j] = np.sqrt(ddx * ddx + ddy * ddy)
+    return dx, dy, dist
+
+
+@_njit
+def _histogram_kernel(
+    dist: np.ndarray, theta: np.ndarray, mean_dist: float, edges: np.ndarray, bin_width: float
+) -> np.ndarray:
+    """Log-polar counts ``(n, n_theta * n_r)`` from distances and angles; see shape_context.
+
+    The reference's angle wrap ``fmod(fmod(theta, 2 pi) + 2 pi, 2 pi)`` is computed as
+    ``theta + 2 pi``, minus ``2 pi`` if that reaches ``2 pi``: for ``theta`` in ``[-pi, pi]``
+    (arctan2's range) the inner fmod is the identity and the outer one an exact subtraction
+    (Sterbenz), so the bits are the same.
+    """
+    n = dist.shape[0]
+    n_bins = N_THETA_BINS * N_R_BINS
+    flat = np.zeros(n * n_bins, dtype=np.int64)
+    index = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        for j in range(n):  # vectorisable: bin index per point, -1 beyond the outer ring
+            r = dist[i, j] / mean_dist
+            r_q = 0
+            for edge in edges:  # edges above the distance: 5 nearest ring, 0 beyond the outer
+                r_q += r < edge
+            t = theta[i, j] + _TWO_PI
+            if t >= _TWO_PI:
+                t -= _TWO_PI
+            bin_index = i * n_bins + (r_q - 1) * N_THETA_BINS + int(np.floor(t / bin_width))
+            index[j] = bin_index if r_q > 0 else -1
+        for j in range(n):
+            if index[j] >= 0:
+                flat[index[j]] += 1
+    return flat.reshape(n, n_bins)
+
+
 def shape_context(points: np.ndarray) -> np.ndarray:
     """Log-polar shape-context histograms of a point set.
 
@@ -476,27 +609,66 @@ def shape_context(points: np.ndarray) -> np.ndarray:
     points at normalised distance >= 2 are ignored. Returns ``(n, 60)`` int64 counts, column
     ``r_bin * 12 + theta_bin`` with ``r_bin`` 0 the outermost ring.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    n = len(pts)
-    dx = pts[None, :, 0] - pts[:, None, 0]  # dx[i, j] = x_j - x_i
-    dy = pts[None, :, 1] - pts[:, None, 1]
-    dist = np.sqrt(dx * dx + dy * dy)
-    mean_dist = np.mean(dist)
-    r_norm = dist / mean_dist
-    edges = np.logspace(np.log10(R_INNER), np.log10(R_OUTER), N_R_BINS)
-    # Number of edges above the distance: 5 for the nearest ring, 0 beyond the outer edge.
-    r_q = np.zeros((n, n), dtype=np.int64)
-    for edge in edges:
-        r_q += r_norm < edge
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    dx, dy, dist = _offsets_kernel(pts)
+    # numpy's mean (pairwise summation) and arctan2 (SIMD on some CPUs) fix the bits; numba's
+    # own versions could differ in the last place.
+    mean_dist = float(np.mean(dist))
     theta = np.arctan2(dy, dx)
-    two_pi = 2 * np.pi
-    theta = np.fmod(np.fmod(theta, two_pi) + two_pi, two_pi)
-    theta_q = np.floor(theta / (two_pi / N_THETA_BINS)).astype(np.int64)
-    valid = r_q > 0
-    rows = np.nonzero(valid)[0]
-    flat = rows * (N_THETA_BINS * N_R_BINS) + (r_q[valid] - 1) * N_THETA_BINS + theta_q[valid]
-    counts = np.bincount(flat, minlength=n * N_THETA_BINS * N_R_BINS)
-    return counts.reshape(n, N_THETA_BINS * N_R_BINS)
+    edges = np.logspace(np.log10(R_INNER), np.log10(R_OUTER), N_R_BINS)
+    return _histogram_kernel(dist, theta, mean_dist, edges, _TWO_PI / N_THETA_BINS)
+
+
+@_njit
+def _chi2_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``0.5 * sum_k (a_ik - b_jk)^2 / (a_ik + b_jk + eps)`` for normalised rows ``a``, ``b``.
+
+    Each entry is summed like numpy's ``np.sum`` over a contiguous axis of 8 <= K <= 128
+    elements (``pairwise_sum``): 8 running partial sums over the full blocks of 8, combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest added in order.
+    Histograms are sparse: where ``a_ik == 0`` the term is ``b^2 / (b + eps)``, the same for
+    every ``i``, so it is computed once per ``(k, j)``; divisions are only needed where
+    ``a_ik > 0``. Each row ``i`` is computed for all ``j`` at once (vectorised over ``j``).
+    """
+    n1, k_bins = a.shape
+    n2 = b.shape[0]
+    full = k_bins - k_bins % _PAIRWISE_UNROLL
+    bt = np.ascontiguousarray(b.T)  # (K, n2)
+    zero_a = np.empty_like(bt)  # the term when a_ik == 0, computed by the same formula
+    for k in range(k_bins):
+        for j in range(n2):
+            d = 0.0 - bt[k, j]
+            zero_a[k, j] = d * d / (0.0 + bt[k, j] + HIST_EPS)
+    out = np.empty((n1, n2))
+    acc = np.empty((_PAIRWISE_UNROLL, n2))
+    res = np.empty(n2)
+    for i in range(n1):
+        acc[:] = 0.0  # 0.0 + t == t, so starting from zero equals starting from the first term
+        for k in range(k_bins):
+            target = acc[k % _PAIRWISE_UNROLL] if k < full else res
+            if k == full:
+                for j in range(n2):
+                    res[j] = ((acc[0, j] + acc[1, j]) + (acc[2, j] + acc[3, j])) + (
+                        (acc[4, j] + acc[5, j]) + (acc[6, j] + acc[7, j])
+                    )
+            aik = a[i, k]
+            if aik > 0:
+                row = bt[k]
+                for j in range(n2):
+                    d = aik - row[j]
+                    target[j] += d * d / (aik + row[j] + HIST_EPS)
+            else:
+                row = zero_a[k]
+                for j in range(n2):
+                    target[j] += row[j]
+        if full == k_bins:
+            for j in range(n2):
+                res[j] = ((acc[0, j] + acc[1, j]) + (acc[2, j] + acc[3, j])) + (
+                    (acc[4, j] + acc[5, j]) + (acc[6, j] + acc[7, j])
+                )
+        for j in range(n2):
+            out[i, j] = 0.5 * res[j]
+    return out
 
 
 def chi2_cost_matrix(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
@@ -505,87 +677,57 @@ def chi2_cost_matrix(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
     ``cost[i, j] = 0.5 * sum_k (a_ik - b_jk)^2 / (a_ik + b_jk + eps)`` with ``a``, ``b`` the
     L1-normalised rows of ``h1`` ``(n1, K)`` and ``h2`` ``(n2, K)``; float64 ``(n1, n2)``.
     """
+    if not _PAIRWISE_UNROLL <= h1.shape[1] <= _PAIRWISE_BLOCK or h1.shape[1] != h2.shape[1]:
+        raise ValueError(
+            f"h1, h2: expected histograms with the same 8..128 bins, got {h1.shape} and {h2.shape}"
+        )
     a = h1 / (h1.sum(axis=1, keepdims=True) + HIST_EPS)
     b = h2 / (h2.sum(axis=1, keepdims=True) + HIST_EPS)
-    out = np.empty((len(a), len(b)), dtype=np.float64)
-    # Blocks of rows keep the n1 x n2 x K temporaries small; each entry is still summed over its
-    # K contiguous bins exactly like the reference's single big array, so the bits agree.
-    block = max(1, _CHI2_BLOCK_ELEMS // max(1, len(b) * a.shape[1]))
-    for start in range(0, len(a), block):
-        rows = a[start : start + block, None, :]
-        diff = rows - b[None, :, :]
-        diff *= diff
-        diff /= rows + b[None, :, :] + HIST_EPS
-        out[start : start + block] = 0.5 * np.sum(diff, axis=2)
-    return out
+    return _chi2_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
+@_njit
 def path_distances(cost: np.ndarray) -> np.ndarray:
     """Cheapest monotone-path cost from ``(0, 0)`` to every node (start node free).
 
-    ``dist[i, j] = cost[i, j] + min(dist[i-1, j], dist[i, j-1], dist[i-1, j-1])``, evaluated in
-    exactly this order so the values equal the reference's Dijkstra distances bit for bit. Cells on
-    one anti-diagonal are independent, so the grid is skewed into anti-diagonal rows and each is
-    computed with a few vectorised operations.
+    ``dist[i, j] = cost[i, j] + min(dist[i-1, j], dist[i, j-1], dist[i-1, j-1])``; these are the
+    reference's Dijkstra distances bit for bit (rounding is monotone, so the minimum of the
+    candidate sums is the cost plus the minimum predecessor).
     """
     n1, n2 = cost.shape
-    n_diag = n1 + n2 - 1
-    # skew[k, i] = cost[i, k - i]; cells outside the grid are +inf so they never win a min.
-    skew = np.full((n_diag, n1 + 1), np.inf)
-    rows = np.arange(n1)
-    for_k = rows[:, None] + np.arange(n2)[None, :]
-    skew[for_k, rows[:, None] + 1] = cost
-    dist = np.full((n_diag, n1 + 1), np.inf)
-    dist[0, 1] = 0.0
-    best = np.empty(n1, dtype=np.float64)
-    for k in range(1, n_diag):
-        prev = dist[k - 1]
-        # up (i-1, j) sits at prev[i - 1 + 1], left (i, j-1) at prev[i + 1]
-        np.minimum(prev[:-1], prev[1:], out=best)
-        if k >= 2:
-            np.minimum(best, dist[k - 2, :-1], out=best)  # diagonal (i-1, j-1)
-        np.add(skew[k, 1:], best, out=dist[k, 1:])
-    return dist[for_k, rows[:, None] + 1]
+    dist = np.empty((n1, n2))
+    dist[0, 0] = 0.0
+    for j in range(1, n2):
+        dist[0, j] = cost[0, j] + dist[0, j - 1]
+    for i in range(1, n1):
+        dist[i, 0] = cost[i, 0] + dist[i - 1, 0]
+        for j in range(1, n2):
+            best = min(dist[i - 1, j], dist[i, j - 1])
+            best = min(best, dist[i - 1, j - 1])
+            dist[i, j] = cost[i, j] + best
+    return dist
 
 
-def min_cost_path(cost: np.ndarray, exact_ties: bool = True) -> tuple[np.ndarray, int, int]:
-    """Cheapest monotone path from ``(0, 0)`` to ``(n1 - 1, n2 - 1)`` through a cost grid.
+@_njit
+def _backtrack(dist: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Follow cheapest predecessors from the last node (diagonal, then up, then left).
 
-    Moves go right, down or diagonally; a path's cost is the sum of the costs of the nodes it
-    enters (the start node is free). Returns the path as ``(m, 2)`` int64 ``(i, j)`` pairs from the
-    end back to the start, and the node of the path (start excluded) with the lowest cost (ties:
-    the one nearest the end).
-
-    Equal-cost alternatives do occur (a closed contour repeats its first point, so two grid rows
-    or columns are identical). The reference resolves them by the order in which Boost's Dijkstra
-    (4-ary heap) settles nodes; with ``exact_ties`` such paths are recomputed with
-    :func:`boost_dijkstra_path`, which replays that order (slow, only when a tie is met).
-    Otherwise ties prefer the diagonal, then the move from above.
+    Also reports whether any node on the way has two predecessors giving the same (rounded)
+    distance: only then can the reference's Dijkstra have taken another path.
     """
-    dist = path_distances(cost)
-    path, tied = _backtrack(dist)
-    if tied and exact_ties:
-        path = boost_dijkstra_path(cost)
-    on_path = path[:-1]
-    values = cost[on_path[:, 0], on_path[:, 1]]
-    best = int(np.argmin(values)) if len(values) else 0
-    if not len(values):
-        return path, 0, 0
-    return path, int(on_path[best, 0]), int(on_path[best, 1])
-
-
-def _backtrack(dist: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Follow cheapest predecessors from the last node; also report whether any choice was tied."""
     n1, n2 = dist.shape
-    d = dist.tolist()
+    path = np.empty((n1 + n2 - 1, 2), dtype=np.int64)
     i, j = n1 - 1, n2 - 1
-    path = [(i, j)]
+    path[0, 0], path[0, 1] = i, j
+    m = 1
     tied = False
     while i > 0 or j > 0:
         if i > 0 and j > 0:
-            diag, up, left = d[i - 1][j - 1], d[i - 1][j], d[i][j - 1]
+            diag, up, left = dist[i - 1, j - 1], dist[i - 1, j], dist[i, j - 1]
+            here, c = dist[i, j], cost[i, j]
+            hits = (diag + c == here) + (up + c == here) + (left + c == here)
+            tied = tied or hits > 1
             low = min(diag, up, left)
-            tied = tied or (diag == low) + (up == low) + (left == low) > 1
             if diag == low:
                 i, j = i - 1, j - 1
             elif up == low:
@@ -596,106 +738,133 @@ def _backtrack(dist: np.ndarray) -> tuple[np.ndarray, bool]:
             i -= 1
         else:
             j -= 1
-        path.append((i, j))
-    return np.asarray(path, dtype=np.int64), tied
+        path[m, 0], path[m, 1] = i, j
+        m += 1
+    return path[:m].copy(), tied
 
 
+@_njit
 def boost_dijkstra_path(cost: np.ndarray) -> np.ndarray:
     """The path the reference's Boost Dijkstra returns, equal-cost ties included.
 
     Replays Boost's ``dijkstra_shortest_paths`` on the grid graph (out-edges of node ``(i, j)`` in
     the order right, down, diagonal; a 4-ary indirect heap with strict comparisons; predecessors
-    change only on a strict improvement). Pure Python, a few seconds for a 600 x 600 grid, so it is
-    only used when the fast path finds a tie. Returns ``(m, 2)`` pairs from the end to the start.
+    change only on a strict improvement). Returns ``(m, 2)`` int64 pairs from the end to the start.
     """
     n1, n2 = cost.shape
-    c = cost.ravel().tolist()
+    c = cost.ravel()
     n = n1 * n2
-    inf = float("inf")
-    dist = [inf] * n
-    pred = list(range(n))
-    state = bytearray(n)  # 0 unseen, 1 in heap, 2 settled
-    where = [-1] * n
-    heap: list[int] = []
-
-    def sift_up(index: int) -> None:
-        node = heap[index]
-        node_dist = dist[node]
-        while index > 0:
-            parent = (index - 1) >> 2
-            parent_node = heap[parent]
-            if node_dist < dist[parent_node]:
-                heap[index] = parent_node
-                where[parent_node] = index
-                index = parent
-            else:
-                break
-        heap[index] = node
-        where[node] = index
-
-    def sift_down() -> None:
-        size = len(heap)
-        index = 0
-        node = heap[0]
-        node_dist = dist[node]
-        while True:
-            child = 4 * index + 1
-            if child >= size:
-                break
-            best, best_dist = child, dist[heap[child]]
-            for other in range(child + 1, min(child + 4, size)):
-                other_dist = dist[heap[other]]
-                if other_dist < best_dist:
-                    best, best_dist = other, other_dist
-            if best_dist < node_dist:
-                moved = heap[best]
-                heap[index] = moved
-                where[moved] = index
-                index = best
-            else:
-                break
-        heap[index] = node
-        where[node] = index
-
+    dist = np.full(n, np.inf)
+    pred = np.arange(n)
+    state = np.zeros(n, dtype=np.uint8)  # 0 unseen, 1 in heap, 2 settled
+    where = np.full(n, -1, dtype=np.int64)
+    heap = np.empty(n, dtype=np.int64)
+    targets = np.empty(3, dtype=np.int64)
     dist[0] = 0.0
     state[0] = 1
-    heap.append(0)
+    heap[0] = 0
     where[0] = 0
-    while heap:
+    size = 1
+    while size > 0:
         u = heap[0]
-        last = heap.pop()
-        if heap:
-            heap[0] = last
-            where[last] = 0
-            sift_down()
-        row, col = divmod(u, n2)
+        size -= 1
+        if size > 0:  # move the last entry to the root and sift it down
+            node = heap[size]
+            node_dist = dist[node]
+            index = 0
+            while True:
+                child = 4 * index + 1
+                if child >= size:
+                    break
+                best, best_dist = child, dist[heap[child]]
+                for other in range(child + 1, min(child + 4, size)):
+                    other_dist = dist[heap[other]]
+                    if other_dist < best_dist:
+                        best, best_dist = other, other_dist
+                if best_dist < node_dist:
+                    moved = heap[best]
+                    heap[index] = moved
+                    where[moved] = index
+                    index = best
+                else:
+                    break
+            heap[index] = node
+            where[node] = index
+        row, col = u // n2, u % n2
         du = dist[u]
-        targets = []
+        n_targets = 0
         if col + 1 < n2:
-            targets.append(u + 1)
+            targets[n_targets] = u + 1
+            n_targets += 1
         if row + 1 < n1:
-            targets.append(u + n2)
+            targets[n_targets] = u + n2
+            n_targets += 1
             if col + 1 < n2:
-                targets.append(u + n2 + 1)
-        for v in targets:
+                targets[n_targets] = u + n2 + 1
+                n_targets += 1
+        for t in range(n_targets):
+            v = targets[t]
             candidate = du + c[v]
             if state[v] == 0:
                 dist[v] = candidate
                 pred[v] = u
                 state[v] = 1
-                heap.append(v)
-                sift_up(len(heap) - 1)
+                heap[size] = v
+                index = size
+                size += 1
             elif state[v] == 1 and candidate < dist[v]:
                 dist[v] = candidate
                 pred[v] = u
-                sift_up(where[v])
+                index = where[v]
+            else:
+                continue
+            # sift v up from heap position ``index``
+            while index > 0:
+                parent = (index - 1) >> 2
+                parent_node = heap[parent]
+                if candidate < dist[parent_node]:
+                    heap[index] = parent_node
+                    where[parent_node] = index
+                    index = parent
+                else:
+                    break
+            heap[index] = v
+            where[v] = index
         state[u] = 2
+    path = np.empty((n1 + n2 - 1, 2), dtype=np.int64)
     node = n - 1
-    path = [node]
+    path[0, 0], path[0, 1] = node // n2, node % n2
+    m = 1
     while node != 0:
         node = pred[node]
-        path.append(node)
-    return np.asarray([divmod(v, n2) for v in path], dtype=np.int64)
+        path[m, 0], path[m, 1] = node // n2, node % n2
+        m += 1
+    return path[:m].copy()
+
+
+def min_cost_path(cost: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Cheapest monotone path from ``(0, 0)`` to ``(n1 - 1, n2 - 1)`` through a cost grid.
+
+    Moves go right, down or diagonally; a path's cost is the sum of the costs of the nodes it
+    enters (the start node is free). Returns the path as ``(m, 2)`` int64 ``(i, j)`` pairs from the
+    end back to the start, and the node of the path (start excluded) with the lowest cost (ties:
+    the one nearest the end).
+
+    Equal-cost alternatives do occur (a closed contour repeats its first point, so two grid rows
+    or columns are identical). The reference resolves them by the order in which Boost's Dijkstra
+    (4-ary heap) settles nodes. The path is found by dynamic programming; only when a node on it
+    has tied predecessors is it recomputed with :func:`boost_dijkstra_path`, which replays that
+    order.
+    """
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
+    path, tied = _backtrack(path_distances(cost), cost)
+    if tied:
+        path = boost_dijkstra_path(cost)
+    on_path = path[:-1]
+    if not len(on_path):
+        return path, 0, 0
+    best = int(np.argmin(cost[on_path[:, 0], on_path[:, 1]]))
+    return path, int(on_path[best, 0]), int(on_path[best, 1])
 
 
 def one_to_one_pairs(pairs: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -714,17 +883,16 @@ def _cheapest_per_index(pairs: np.ndarray, cost: np.ndarray, side: int) -> np.nd
     return pairs[order[first]]
 
 
-def matching_pairs(cost: np.ndarray, exact_ties: bool = True) -> np.ndarray:
+def matching_pairs(cost: np.ndarray) -> np.ndarray:
     """Monotone matching of two closed contours' points, aligned at the cheapest node.
 
     The min-cost path is computed, the grid rolled so that its cheapest node becomes the last
     row/column, the path recomputed and mapped back; returns ``(m, 2)`` pairs ``(i, j)``.
     """
-    _, min_i, min_j = min_cost_path(cost, exact_ties)
+    _, min_i, min_j = min_cost_path(cost)
     n1, n2 = cost.shape
     rolled = np.roll(np.roll(cost, -(min_j + 1), axis=1), -(min_i + 1), axis=0)
-    path, _, _ = min_cost_path(rolled, exact_ties)
-    path = path.copy()
+    path, _, _ = min_cost_path(rolled)
     path[:, 0] = (path[:, 0] + min_i + 1) % n1
     path[:, 1] = (path[:, 1] + min_j + 1) % n2
     return path
@@ -738,24 +906,22 @@ def contour_descriptor(mask: np.ndarray) -> np.ndarray | None:
     return shape_context(upsample_contour(longest_contour(polygons)))
 
 
-def descriptor_matching_cost(
-    h1: np.ndarray | None, h2: np.ndarray | None, exact_ties: bool = True
-) -> float:
+def descriptor_matching_cost(h1: np.ndarray | None, h2: np.ndarray | None) -> float:
     """Mean chi-square cost of the one-to-one matched pairs; NaN if either side has no contour."""
     if h1 is None or h2 is None:
         return float("nan")
     cost = chi2_cost_matrix(h1, h2)
-    pairs = one_to_one_pairs(matching_pairs(cost, exact_ties), cost)
+    pairs = one_to_one_pairs(matching_pairs(cost), cost)
     return float(np.average(cost[pairs[:, 0], pairs[:, 1]]))
 
 
-def temporal_stability_pairs(masks: Sequence[np.ndarray], exact_ties: bool = True) -> np.ndarray:
+def temporal_stability_pairs(masks: Sequence[np.ndarray]) -> np.ndarray:
     """Per-pair T values ``5 * cost(mask_t, mask_t+1)`` for ``t = 1 .. N - 3``.
 
     masks: ``N`` binary ``H x W`` masks of one object. Only interior frames ``1 .. N - 2`` take
-    part (the reference skips the first and last frame). NaN where either mask has no contour.
-    Returns a float64 array of length ``max(N - 3, 0)``. ``exact_ties``: see
-    :func:`min_cost_path` (False trades bit-exactness on tied paths for speed).
+    part (the reference skips the first and last frame); each frame's descriptor is computed once
+    and serves both pairs it belongs to. NaN where either mask has no contour. Returns a float64
+    array of length ``max(N - 3, 0)``.
     """
     n = len(masks)
     if n < 4:
@@ -763,16 +929,16 @@ def temporal_stability_pairs(masks: Sequence[np.ndarray], exact_ties: bool = Tru
     descriptors = [contour_descriptor(np.asarray(masks[t]) > 0) for t in range(1, n - 1)]
     return np.array(
         [
-            T_SCALE * descriptor_matching_cost(a, b, exact_ties)
+            T_SCALE * descriptor_matching_cost(a, b)
             for a, b in zip(descriptors[:-1], descriptors[1:], strict=True)
         ],
         dtype=np.float64,
     )
 
 
-def temporal_stability_t(masks: Sequence[np.ndarray], exact_ties: bool = True) -> float:
+def temporal_stability_t(masks: Sequence[np.ndarray]) -> float:
     """DAVIS-2016 T of one object: nanmean of :func:`temporal_stability_pairs` (NaN if none)."""
-    values = temporal_stability_pairs(masks, exact_ties)
+    values = temporal_stability_pairs(masks)
     if values.size == 0 or np.all(np.isnan(values)):
         return float("nan")
     return float(np.nanmean(values))
