@@ -36,7 +36,6 @@ distance matrix, ``np.arctan2``) stay in numpy.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,7 +65,8 @@ _TWO_PI = 2 * np.pi
 _PAIRWISE_UNROLL = 8
 _PAIRWISE_BLOCK = 128
 
-_njit = numba.njit(cache=True, nogil=True)
+# error_model="numpy": IEEE division (no zero checks), which lets the loops vectorise.
+_njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,23 +581,28 @@ def _histogram_kernel(
     """
     n = dist.shape[0]
     n_bins = N_THETA_BINS * N_R_BINS
-    flat = np.zeros(n * n_bins, dtype=np.int64)
+    e0, e1, e2, e3, e4 = edges[0], edges[1], edges[2], edges[3], edges[4]
+    # One spare row: an angle bin of 12 would spill past the last row (as the reference's flat
+    # bincount would); it cannot happen for finite points, and is reported if it ever does.
+    flat = np.zeros((n + 1) * n_bins, dtype=np.int64)
     index = np.empty(n, dtype=np.int64)
     for i in range(n):
-        for j in range(n):  # vectorisable: bin index per point, -1 beyond the outer ring
+        for j in range(n):  # vectorised: bin index per point, < 0 beyond the outer ring
             r = dist[i, j] / mean_dist
-            r_q = 0
-            for edge in edges:  # edges above the distance: 5 nearest ring, 0 beyond the outer
-                r_q += r < edge
+            # number of edges above the distance: 5 for the nearest ring, 0 beyond the outer
+            r_q = np.int64(r < e0) + np.int64(r < e1) + np.int64(r < e2)
+            r_q += np.int64(r < e3) + np.int64(r < e4)
             t = theta[i, j] + _TWO_PI
-            if t >= _TWO_PI:
-                t -= _TWO_PI
-            bin_index = i * n_bins + (r_q - 1) * N_THETA_BINS + int(np.floor(t / bin_width))
-            index[j] = bin_index if r_q > 0 else -1
+            t = t - _TWO_PI if t >= _TWO_PI else t
+            t_q = np.int64(np.floor(t / bin_width))
+            index[j] = (r_q - 1) * N_THETA_BINS + t_q if r_q > 0 else -1
+        row = i * n_bins
         for j in range(n):
             if index[j] >= 0:
-                flat[index[j]] += 1
-    return flat.reshape(n, n_bins)
+                flat[row + index[j]] += 1
+    if flat[n * n_bins :].any():
+        raise ValueError("shape context: an angle bin fell outside [0, 12)")
+    return flat[: n * n_bins].reshape(n, n_bins)
 
 
 def shape_context(points: np.ndarray) -> np.ndarray:
@@ -709,11 +714,14 @@ def path_distances(cost: np.ndarray) -> np.ndarray:
 
 
 @_njit
-def _backtrack(dist: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, bool]:
+def _backtrack(dist: np.ndarray) -> tuple[np.ndarray, bool]:
     """Follow cheapest predecessors from the last node (diagonal, then up, then left).
 
-    Also reports whether any node on the way has two predecessors giving the same (rounded)
-    distance: only then can the reference's Dijkstra have taken another path.
+    Also reports whether any node on the way has two predecessors at the same minimum distance:
+    only then can the reference's Dijkstra have taken another path. (Dijkstra settles nodes in
+    order of distance, so among predecessors whose sums with the node's cost round to the same
+    value, the one with the strictly smallest distance relaxes the node first and stays its
+    predecessor, exactly as chosen here.)
     """
     n1, n2 = dist.shape
     path = np.empty((n1 + n2 - 1, 2), dtype=np.int64)
@@ -724,10 +732,8 @@ def _backtrack(dist: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, bool]:
     while i > 0 or j > 0:
         if i > 0 and j > 0:
             diag, up, left = dist[i - 1, j - 1], dist[i - 1, j], dist[i, j - 1]
-            here, c = dist[i, j], cost[i, j]
-            hits = (diag + c == here) + (up + c == here) + (left + c == here)
-            tied = tied or hits > 1
             low = min(diag, up, left)
+            tied = tied or (diag == low) + (up == low) + (left == low) > 1
             if diag == low:
                 i, j = i - 1, j - 1
             elif up == low:
@@ -857,7 +863,7 @@ def min_cost_path(cost: np.ndarray) -> tuple[np.ndarray, int, int]:
     order.
     """
     cost = np.ascontiguousarray(cost, dtype=np.float64)
-    path, tied = _backtrack(path_distances(cost), cost)
+    path, tied = _backtrack(path_distances(cost))
     if tied:
         path = boost_dijkstra_path(cost)
     on_path = path[:-1]

@@ -29,14 +29,90 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
+
+#: Label dtypes the kernels take as they are; others are converted to int64.
+_KERNEL_DTYPES = (np.uint8, np.uint16, np.int32, np.int64)
 
 
 def _labels(mask: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected an H x W label map, got shape {arr.shape}")
-    return arr.astype(np.int32) if arr.dtype == bool else arr
+    if arr.dtype == bool:
+        return np.ascontiguousarray(arr).view(np.uint8)
+    if arr.dtype.type not in _KERNEL_DTYPES:
+        return arr.astype(np.int64)
+    return np.ascontiguousarray(arr)
+
+
+def _flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    flow = np.asarray(flow)
+    if flow.shape != (*shape, 2):
+        raise ValueError(f"flow: expected shape {(*shape, 2)}, got {flow.shape}")
+    if flow.dtype not in (np.float32, np.float64):
+        flow = flow.astype(np.float64)
+    return np.ascontiguousarray(flow)
+
+
+def _fov(fov: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """The field of view as uint8 (all ones when None)."""
+    if fov is None:
+        return np.ones(shape, dtype=np.uint8)
+    fov = np.asarray(fov, dtype=bool)
+    if fov.shape != shape:
+        raise ValueError(f"fov: expected shape {shape}, got {fov.shape}")
+    return np.ascontiguousarray(fov).view(np.uint8)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _source(flow: np.ndarray, y: int, x: int, h: int, w: int) -> tuple[int, int, bool]:
+    """Nearest source pixel ``floor(v + 0.5)`` of ``(x, y)`` (float64) and whether it is inside."""
+    sx = np.floor(np.float64(x) + np.float64(flow[y, x, 0]) + 0.5)
+    sy = np.floor(np.float64(y) + np.float64(flow[y, x, 1]) + 0.5)
+    inside = sx >= 0 and sx <= w - 1 and sy >= 0 and sy <= h - 1
+    if not inside:
+        return 0, 0, False
+    return int(sy), int(sx), True
+
+
+@numba.njit(cache=True, nogil=True)
+def _warp_kernel(
+    previous: np.ndarray, flow: np.ndarray, fov: np.ndarray, warped: np.ndarray, valid: np.ndarray
+) -> None:
+    """Fill ``warped`` (0 where invalid) and ``valid`` (uint8) as :func:`warp_previous` defines."""
+    h, w = previous.shape
+    for y in range(h):
+        for x in range(w):
+            sy, sx, inside = _source(flow, y, x, h, w)
+            ok = inside and fov[y, x] != 0 and fov[sy, sx] != 0
+            valid[y, x] = ok
+            warped[y, x] = previous[sy, sx] if ok else 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _agreement_kernel(
+    current: np.ndarray, previous: np.ndarray, flow: np.ndarray, fov: np.ndarray
+) -> tuple[int, int, int, int]:
+    """Counts over valid pixels: (same object > 0, either > 0, valid, labels differ)."""
+    h, w = current.shape
+    inter = union = n_valid = n_diff = 0
+    for y in range(h):
+        for x in range(w):
+            sy, sx, inside = _source(flow, y, x, h, w)
+            if not (inside and fov[y, x] != 0 and fov[sy, sx] != 0):
+                continue
+            cur = np.int64(current[y, x])
+            src = np.int64(previous[sy, sx])
+            n_valid += 1
+            if cur != src:
+                n_diff += 1
+            if cur > 0 or src > 0:
+                union += 1
+                if cur == src:
+                    inter += 1
+    return inter, union, n_valid, n_diff
 
 
 def warp_previous(
@@ -49,23 +125,29 @@ def warp_previous(
     ``H x W`` labels (0 where invalid) and the ``H x W`` bool validity mask defined in the module
     docstring.
     """
-    h, w = previous.shape
-    flow = np.asarray(flow, dtype=np.float64)
-    if flow.shape != (h, w, 2):
-        raise ValueError(f"flow: expected shape {(h, w, 2)}, got {flow.shape}")
-    ys, xs = np.mgrid[0:h, 0:w]
-    src_x = np.floor(xs + flow[..., 0] + 0.5)
-    src_y = np.floor(ys + flow[..., 1] + 0.5)
-    valid = (src_x >= 0) & (src_x <= w - 1) & (src_y >= 0) & (src_y <= h - 1)
-    sx = np.where(valid, src_x, 0).astype(np.intp)
-    sy = np.where(valid, src_y, 0).astype(np.intp)
-    if fov is not None:
-        fov = np.asarray(fov, dtype=bool)
-        if fov.shape != (h, w):
-            raise ValueError(f"fov: expected shape {(h, w)}, got {fov.shape}")
-        valid &= fov & fov[sy, sx]
-    warped = np.where(valid, previous[sy, sx], 0)
-    return warped, valid
+    previous = np.asarray(previous)
+    labels = _labels(previous, "previous")
+    shape = labels.shape
+    warped = np.empty(shape, dtype=labels.dtype)
+    valid = np.empty(shape, dtype=np.uint8)
+    _warp_kernel(labels, _flow(flow, shape), _fov(fov, shape), warped, valid)
+    if previous.dtype == bool:
+        warped = warped.view(bool)
+    return warped, valid.view(bool)
+
+
+def _agreement(
+    masks: Sequence[np.ndarray], flows: Sequence[np.ndarray | None], fov: np.ndarray | None, t: int
+) -> tuple[int, int, int, int]:
+    current = _labels(masks[t], f"masks[{t}]")
+    previous = _labels(masks[t - 1], f"masks[{t - 1}]")
+    if previous.shape != current.shape:
+        raise ValueError(
+            f"masks[{t - 1}]: expected shape {current.shape} like masks[{t}], got {previous.shape}"
+        )
+    return _agreement_kernel(
+        current, previous, _flow(flows[t], current.shape), _fov(fov, current.shape)
+    )
 
 
 def _check(masks: Sequence[np.ndarray], flows: Sequence[np.ndarray | None]) -> None:
@@ -88,10 +170,7 @@ def flow_warped_consistency(
     _check(masks, flows)
     out = np.empty(max(len(masks) - 1, 0), dtype=np.float64)
     for t in range(1, len(masks)):
-        current = _labels(masks[t], f"masks[{t}]")
-        warped, valid = warp_previous(_labels(masks[t - 1], f"masks[{t - 1}]"), flows[t], fov)
-        inter = np.count_nonzero(valid & (current == warped) & (current > 0))
-        union = np.count_nonzero(valid & ((current > 0) | (warped > 0)))
+        inter, union, _, _ = _agreement(masks, flows, fov, t)
         out[t - 1] = inter / union if union else 1.0
     return out
 
@@ -108,10 +187,8 @@ def flicker_rate(
     _check(masks, flows)
     out = np.empty(max(len(masks) - 1, 0), dtype=np.float64)
     for t in range(1, len(masks)):
-        current = _labels(masks[t], f"masks[{t}]")
-        warped, valid = warp_previous(_labels(masks[t - 1], f"masks[{t - 1}]"), flows[t], fov)
-        n_valid = np.count_nonzero(valid)
-        out[t - 1] = np.count_nonzero(valid & (current != warped)) / n_valid if n_valid else np.nan
+        _, _, n_valid, n_diff = _agreement(masks, flows, fov, t)
+        out[t - 1] = n_diff / n_valid if n_valid else np.nan
     return out
 
 
