@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from endobench.data.label_png import read_label_png
 from endobench.metrics import (
     bound_pixels,
     boundary_f,
@@ -29,6 +31,7 @@ from endobench.metrics import (
     summarize,
     surface,
 )
+from endobench.metrics.boundary import _pair_counts
 
 
 def _dilation_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, float, float]:
@@ -212,3 +215,97 @@ def test_f_invariant_under_translation_away_from_borders(data) -> None:
     assert boundary_prf(moved_a, moved_b, bound_th=3) == boundary_prf(
         canvas_a, canvas_b, bound_th=3
     )
+
+
+def _literal_boundary(seg: np.ndarray) -> np.ndarray:
+    """DAVIS's seg2bmap for one-to-one sizes, spelled out on the full frame."""
+    right = np.zeros_like(seg)
+    down = np.zeros_like(seg)
+    down_right = np.zeros_like(seg)
+    right[:, :-1] = seg[:, 1:]
+    down[:-1, :] = seg[1:, :]
+    down_right[:-1, :-1] = seg[1:, 1:]
+    b = (seg ^ right) | (seg ^ down) | (seg ^ down_right)
+    b[-1, :] = seg[-1, :] ^ right[-1, :]
+    b[:, -1] = seg[:, -1] ^ down[:, -1]
+    b[-1, -1] = False
+    return b
+
+
+def _literal_counts(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[int, ...]:
+    """The integers behind J and F by the book (full-frame disk dilations): ``(|G & P|,
+    |G | P|, |B_P|, |B_P & dil(B_G)|, |B_G|, |B_G & dil(B_P)|)``."""
+    bg, bp = _literal_boundary(gt), _literal_boundary(pred)
+    d = np.arange(-r, r + 1)
+    kernel = ((d[:, None] ** 2 + d[None, :] ** 2) <= r * r).astype(np.uint8)
+    dg = cv2.dilate(bg.astype(np.uint8), kernel, borderValue=0) > 0
+    dp = cv2.dilate(bp.astype(np.uint8), kernel, borderValue=0) > 0
+    counts = (gt & pred, gt | pred, bp, bp & dg, bg, bg & dp)
+    return tuple(int(np.count_nonzero(c)) for c in counts)
+
+
+def _literal_j_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, ...]:
+    """``(J, precision, recall, F)`` from :func:`_literal_counts`, with DAVIS's empty cases."""
+    inter, union, npred, pred_hit, ng, gt_hit = _literal_counts(gt, pred, r)
+    j = 1.0 if union == 0 else inter / union
+    if npred == 0 and ng > 0:
+        p, rc = 1.0, 0.0
+    elif npred > 0 and ng == 0:
+        p, rc = 0.0, 1.0
+    elif npred == 0 and ng == 0:
+        p, rc = 1.0, 1.0
+    else:
+        p, rc = pred_hit / npred, gt_hit / ng
+    return j, p, rc, (0.0 if p + rc == 0 else 2 * p * rc / (p + rc))
+
+
+@st.composite
+def _blob_pairs(draw) -> tuple[np.ndarray, np.ndarray, int]:
+    """Two masks made of ellipses whose centres may lie on or beyond the image border, the
+    second either independent or a shifted copy of the first, and a disk radius."""
+    h, w = draw(st.integers(1, 48)), draw(st.integers(1, 64))
+    yy, xx = np.mgrid[:h, :w]
+
+    def blobs() -> np.ndarray:
+        m = np.zeros((h, w), bool)
+        ellipses = st.tuples(
+            st.integers(-3, h + 3), st.integers(-3, w + 3), st.integers(1, 30), st.integers(1, 30)
+        )
+        for cy, cx, ry, rx in draw(st.lists(ellipses, min_size=1, max_size=4)):
+            m |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        return m
+
+    gt = blobs()
+    if draw(st.booleans()):
+        pred = blobs()
+    else:
+        dy, dx = draw(st.integers(-12, 12)), draw(st.integers(-12, 12))
+        pred = np.pad(gt, 12)[12 - dy : 12 - dy + h, 12 - dx : 12 - dx + w]  # pred[y] = gt[y - dy]
+    return gt, pred, draw(st.integers(1, 20))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_blob_pairs())
+def test_fast_j_and_f_equal_literal_dilation_on_blobs(case) -> None:
+    gt, pred, r = case
+    # The integer counts themselves, which ratios can hide (a lost boundary row that was
+    # matched anyway leaves P and R at 1).
+    assert _pair_counts(gt, pred, r) == _literal_counts(gt, pred, r)
+    want = _literal_j_prf(gt, pred, r)
+    assert jaccard_and_boundary(gt, pred, bound_th=r) == want  # bit-identical, not approx
+    assert boundary_prf(gt, pred, bound_th=r) == want[1:]
+    assert jaccard(gt, pred) == want[0]
+
+
+def test_fast_j_and_f_equal_literal_dilation_at_1080p(samples: Path, metric_vectors: Path) -> None:
+    """A real mask pair scaled to 1080x1920 (disk radius 18), the benchmark's case."""
+    gt = read_label_png(samples / "DAVIS/Annotations/480p/blackswan/00025.png") == 1
+    pred = read_label_png(metric_vectors / "davis/dis/blackswan/00025.png") == 1
+    size = (1920, 1080)
+    gt = cv2.resize(gt.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    pred = cv2.resize(pred.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    assert _pair_counts(gt, pred, 18) == _literal_counts(gt, pred, 18)
+    want = _literal_j_prf(gt, pred, 18)
+    assert 0.9 < want[1] < 1.0  # an imperfect prediction: some boundary pixels unmatched
+    assert jaccard_and_boundary(gt, pred) == want
+    assert jaccard_and_boundary(pred, gt) == (want[0], want[2], want[1], want[3])
