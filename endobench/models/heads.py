@@ -82,16 +82,27 @@ class FusionHead(nn.Module):
 
     1. Each level is projected to ``width`` channels (1x1 conv, BN, ReLU) and reweighted by
        squeeze-and-excitation channel attention.
-    2. Pyramid: when all levels share one grid (ViT), level i is resampled to stride ``patch*2**i/4``
-       (bilinear, then a 3x3 conv: the DPT/ViTDet "simple pyramid"); maps that already form a pyramid
-       (CNN stages) keep their own resolution.
+    2. Pyramid: each level is refined by a 3x3 conv down to its level width; when all levels share
+       one grid (ViT), level i is then resampled bilinearly to stride ``patch*2**i/4`` (the
+       DPT/ViTDet "simple pyramid", with the conv run on the small grid where it is cheap); maps
+       that already form a pyramid (CNN stages) keep their own resolution.
     3. Progressive fusion from the coarsest level: upsample x2 to the next finer level, concatenate
        the skip, 3x3 conv; then a 3x3 conv and a 1x1 classifier at the finest level, and bilinear
        upsampling of the logits to ``out_size``.
+
+    The decoder tapers like a U-Net's: the coarsest level keeps ``width`` channels and each finer
+    level halves it (never below ``min_width``). The finest level has 64x the pixels of the
+    coarsest, so a constant width would make the head costlier than a ViT-S backbone, which
+    defeats training light heads from cached features.
     """
 
     def __init__(
-        self, in_channels: Sequence[int], num_classes: int, width: int = 128, se_reduction: int = 4
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        width: int = 128,
+        se_reduction: int = 4,
+        min_width: int = 16,
     ) -> None:
         super().__init__()
         _check_head_args(in_channels, num_classes)
@@ -99,12 +110,18 @@ class FusionHead(nn.Module):
         self.num_classes = int(num_classes)
         self.width = int(width)
         n = len(self.in_channels)
+        self.level_widths = [
+            max(self.width >> (n - 1 - i), min(min_width, self.width)) for i in range(n)
+        ]
+        widths = self.level_widths
         self.project = nn.ModuleList(_conv_bn_relu(c, width, 1) for c in self.in_channels)
         self.attention = nn.ModuleList(SqueezeExcitation(width, se_reduction) for _ in range(n))
-        self.refine = nn.ModuleList(_conv_bn_relu(width, width, 3) for _ in range(n))
-        self.fuse = nn.ModuleList(_conv_bn_relu(2 * width, width, 3) for _ in range(n - 1))
+        self.refine = nn.ModuleList(_conv_bn_relu(width, w, 3) for w in widths)
+        self.fuse = nn.ModuleList(
+            _conv_bn_relu(widths[i + 1] + widths[i], widths[i], 3) for i in range(n - 1)
+        )
         self.classifier = nn.Sequential(
-            _conv_bn_relu(width, width, 3), nn.Conv2d(width, self.num_classes, 1)
+            _conv_bn_relu(widths[0], widths[0], 3), nn.Conv2d(widths[0], self.num_classes, 1)
         )
 
     def forward(self, features: Sequence[torch.Tensor], out_size: tuple[int, int]) -> torch.Tensor:
@@ -117,7 +134,7 @@ class FusionHead(nn.Module):
         same_grid = all(g == grids[0] for g in grids)
         sizes = pyramid_sizes(grids[0], len(features)) if same_grid else grids
         levels = [
-            refine(_resize(attend(project(f)), size))
+            _resize(refine(attend(project(f))), size)
             for f, size, project, attend, refine in zip(
                 features, sizes, self.project, self.attention, self.refine, strict=True
             )
