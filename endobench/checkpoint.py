@@ -20,7 +20,6 @@ load rather than silently replaced.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,18 +28,9 @@ from typing import Any
 import torch
 
 from endobench.models import SegNet
+from endobench.models.weights import state_sha256
 
 FORMAT = "endobench.train.checkpoint/1"
-
-
-def state_sha256(module: torch.nn.Module) -> str:
-    """SHA-256 of every parameter and persistent buffer (names, shapes, dtypes, bytes)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 def model_state(model: SegNet) -> dict[str, torch.Tensor]:

@@ -36,8 +36,8 @@ import timm
 import torch
 from tqdm.auto import tqdm
 
-from endobench.checkpoint import state_sha256
 from endobench.models import Backbone
+from endobench.models.weights import state_sha256
 
 logger = logging.getLogger(__name__)
 

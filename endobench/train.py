@@ -50,12 +50,12 @@ from endobench.checkpoint import (
     read_checkpoint,
     restore_model_state,
     save_checkpoint,
-    state_sha256,
 )
 from endobench.data import Clip, ImageSample
 from endobench.feature_cache import FeatureCache, default_cache_dir
 from endobench.losses import IGNORE_INDEX, LOSSES, build_loss
 from endobench.models import SegNet, build_backbone, build_head
+from endobench.models.weights import state_sha256
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from endobench.models.weights import (
     random_init_info,
     resolve_hub_file,
     sha256_file,
+    state_sha256,
 )
 
 BackboneKind = Literal["vit", "cnn"]
@@ -241,12 +242,8 @@ class Backbone(nn.Module):
         tells two random initialisations apart and follows fine-tuned blocks, so it is the key to use
         for caching features.
         """
-        digest = hashlib.sha256(f"{self.name}|{self.out_indices}".encode())
-        for key, tensor in sorted(self.model.state_dict().items()):
-            t = tensor.detach().to("cpu").contiguous()
-            digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}".encode())
-            digest.update(t.view(-1).view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
+        identity = f"{self.name}|{self.out_indices}|{state_sha256(self.model)}"
+        return hashlib.sha256(identity.encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         """Plain dict for results: name, timm model, levels, patch size, trainable blocks, weights."""

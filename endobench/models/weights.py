@@ -200,3 +200,18 @@ def resolve_hub_file(hf_hub_id: str, timm_name: str) -> Path:
         "(e.g. dinov2_vits14_pretrain.pth); "
         "(3) pass `pretrained: false` for an explicitly random-initialised backbone."
     )
+
+
+def state_sha256(module: nn.Module) -> str:
+    """SHA-256 of every parameter and persistent buffer of ``module`` (names, shapes, dtypes, bytes).
+
+    Unlike a weights file's hash, this tells two random initialisations apart and follows
+    fine-tuned blocks.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        # reshape(-1) first: 0-dim tensors (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
