@@ -1,0 +1,252 @@
+"""Run a sweep: execute every stage task of a plan with papermill, resumably and in parallel.
+
+``run_sweep`` skips tasks whose folder says ``done`` (resume), skips ``failed`` ones unless
+asked to rerun them, records a failure (traceback, partial notebook) without stopping the
+others, and shows a progress bar. ``execute_stage`` is the unit of work a worker runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from endobench.ablate import run_files as rf
+from endobench.ablate.executors import DaskExecutor, InProcessExecutor, Job
+from endobench.ablate.grid import GridConfig
+from endobench.ablate.plan import GRID_FILE, PLAN_FILE, StageTask, SweepPlan, plan_sweep
+from endobench.ablate.provenance import code_version, file_sha256
+from endobench.io_utils import atomic_write_json, atomic_write_text
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """How a stage is executed (the same for every task of a sweep)."""
+
+    kernel: str = "python3"
+    cwd: str | None = None  # working directory of the notebook kernels
+    start_timeout: int = 120  # seconds to wait for a kernel to start
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What became of one task: ``done``, ``failed`` or ``skipped`` (already done elsewhere)."""
+
+    key: str
+    status: str
+    seconds: float
+    message: str = ""
+
+
+@dataclass
+class SweepResult:
+    """The plan and the outcome of every task that was attempted (keyed by task key)."""
+
+    plan: SweepPlan
+    outcomes: dict[str, StageOutcome] = field(default_factory=dict)
+
+    def run_statuses(self) -> dict[str, str]:
+        """run_id -> status of its last stage on disk."""
+        return {r.run_id: rf.read_status(r.run_dir) for r in self.plan.runs}
+
+
+@contextlib.contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Exclusive lock on a task folder, so two sweeps never execute the same task at once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _notebook_traceback(err: BaseException) -> str:
+    """Readable text of a failure: the failing cell's traceback for notebook errors."""
+    cell_tb = getattr(err, "traceback", None)  # papermill.PapermillExecutionError
+    if isinstance(cell_tb, list):
+        head = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+        cell = getattr(err, "exec_count", None)
+        text = f"notebook failed in cell [{cell}]\n{head}\n\n" + "\n".join(cell_tb)
+    else:
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return _ANSI.sub("", text)
+
+
+def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> StageOutcome:
+    """Execute one stage notebook into ``task.out_dir`` and record its status.
+
+    Never raises for a notebook failure: it is written to ``traceback.txt`` and ``status``.
+    """
+    import papermill
+
+    out = task.out_dir
+    start = time.perf_counter()
+    with _locked(out):
+        if rf.read_status(out) == rf.DONE:
+            return StageOutcome(task.key, SKIPPED, 0.0, "done by another sweep")
+        rf.clear_outputs(out)
+        info = {
+            "stage": task.stage,
+            "stage_id": task.stage_id,
+            "notebook": str(task.notebook),
+            "notebook_sha256": file_sha256(task.notebook),
+            "upstream": [str(p) for p in task.upstream],
+            "code": code_version(),
+            "host": socket.gethostname(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "started": _now(),
+        }
+        atomic_write_json(out / rf.PARAMS_FILE, task.record)
+        atomic_write_json(out / rf.RUN_INFO_FILE, info)
+        not_done = [p for p in task.upstream if rf.read_status(p) != rf.DONE]
+        if not_done:
+            message = _upstream_failure(not_done)
+            rf.write_status(out, rf.FAILED, message)
+            return StageOutcome(task.key, rf.FAILED, 0.0, message.splitlines()[0])
+        rf.write_status(out, rf.RUNNING)
+        try:
+            papermill.execute_notebook(
+                str(task.notebook),
+                str(out / task.notebook.name),
+                parameters={**task.params, "run_dir": str(out)},
+                kernel_name=options.kernel,
+                progress_bar=False,
+                cwd=options.cwd,
+                start_timeout=options.start_timeout,
+            )
+            missing = [n for n in (rf.METRICS_FILE, rf.SUMMARY_FILE) if not (out / n).is_file()]
+            if missing:
+                raise RuntimeError(
+                    f"{task.notebook.name} finished but did not write {missing} into run_dir "
+                    f"{out} (call endobench.ablate.write_run_outputs)"
+                )
+        except Exception as err:
+            tb = _notebook_traceback(err)
+            status, message = rf.FAILED, tb.strip().splitlines()[0] if tb.strip() else repr(err)
+        else:
+            tb, status, message = None, rf.DONE, ""
+        seconds = time.perf_counter() - start
+        atomic_write_json(
+            out / rf.RUN_INFO_FILE, {**info, "finished": _now(), "seconds": round(seconds, 3)}
+        )
+        rf.write_status(out, status, tb)
+    return StageOutcome(task.key, status, seconds, message)
+
+
+def _upstream_failure(stage_dirs: list[Path]) -> str:
+    """Traceback text of a task whose upstream stages are not done: theirs, quoted."""
+    parts = []
+    for path in stage_dirs:
+        try:
+            upstream_tb = (path / rf.TRACEBACK_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            upstream_tb = "(no traceback: it did not run or was interrupted)\n"
+        parts.append(
+            f"upstream stage {path} is {rf.read_status(path)}; its traceback:\n{upstream_tb}"
+        )
+    return "".join(parts)
+
+
+def _record_crash(task: StageTask, err: BaseException) -> StageOutcome:
+    """A task that died outside the notebook (e.g. its worker was killed): mark it failed."""
+    task.out_dir.mkdir(parents=True, exist_ok=True)
+    text = _notebook_traceback(err)
+    rf.write_status(
+        task.out_dir, rf.FAILED, f"task {task.key} crashed outside the notebook\n{text}"
+    )
+    return StageOutcome(task.key, rf.FAILED, 0.0, f"{type(err).__name__}: {err}")
+
+
+def write_sweep_files(plan: SweepPlan) -> None:
+    """Save the grid and the plan into ``results/<grid>/`` (what the report reads)."""
+    grid = plan.grid.model_dump(mode="json")
+    for record, stage in zip(grid["stages"], plan.grid.stages, strict=True):
+        record["notebook"] = str(plan.grid.notebook_path(stage))
+    atomic_write_text(plan.grid_dir / GRID_FILE, yaml.safe_dump(grid, sort_keys=False))
+    # Not atomic_write_json: that sorts keys, and the report keeps the grid's axis order.
+    atomic_write_text(plan.grid_dir / PLAN_FILE, json.dumps(plan.to_dict(), indent=2) + "\n")
+
+
+def tasks_to_execute(plan: SweepPlan, rerun_failed: bool = False) -> list[StageTask]:
+    """Tasks whose folder is not ``done`` (``failed`` ones only when ``rerun_failed``)."""
+    todo = []
+    for task in plan.tasks.values():
+        status = rf.read_status(task.out_dir)
+        if status == rf.DONE or (status == rf.FAILED and not rerun_failed):
+            continue
+        todo.append(task)
+    return todo
+
+
+def stale_tasks(plan: SweepPlan) -> list[StageTask]:
+    """Done tasks whose notebook has changed since they ran (their results may be outdated)."""
+    stale = []
+    for task in plan.tasks.values():
+        if rf.read_status(task.out_dir) != rf.DONE:
+            continue
+        info = json.loads((task.out_dir / rf.RUN_INFO_FILE).read_text(encoding="utf-8"))
+        if info.get("notebook_sha256") != file_sha256(task.notebook):
+            stale.append(task)
+    return stale
+
+
+def run_sweep(
+    grid: GridConfig,
+    results_root: str | Path = "results",
+    workers: int = 1,
+    scheduler: str | None = None,
+    rerun_failed: bool = False,
+    progress: bool = True,
+    options: StageOptions | None = None,
+) -> SweepResult:
+    """Run every not-yet-done task of ``grid`` under ``results_root/<grid.name>/``.
+
+    workers: 1 runs in this process; more start a Dask LocalCluster with that many workers;
+    scheduler: address of an existing Dask scheduler (``workers`` is then ignored).
+    """
+    options = options or StageOptions(kernel=grid.kernel, cwd=str(Path.cwd()))
+    plan = plan_sweep(grid, results_root)
+    plan.grid_dir.mkdir(parents=True, exist_ok=True)
+    write_sweep_files(plan)
+    todo = tasks_to_execute(plan, rerun_failed)
+    key_of_dir = {t.out_dir: t.key for t in todo}
+    jobs = [
+        Job(t.key, t, tuple(key_of_dir[d] for d in t.upstream if d in key_of_dir)) for t in todo
+    ]
+    executor = DaskExecutor(workers, scheduler) if scheduler or workers > 1 else InProcessExecutor()
+    result = SweepResult(plan)
+    by_key = {t.key: t for t in todo}
+    bar = tqdm(total=len(todo), desc=f"ablate {grid.name}", unit="notebook", disable=not progress)
+    failed = 0
+    with bar:
+        for key, value in executor.run(partial(execute_stage, options=options), jobs):
+            outcome = (
+                value if isinstance(value, StageOutcome) else _record_crash(by_key[key], value)
+            )
+            result.outcomes[key] = outcome
+            failed += outcome.status == rf.FAILED
+            bar.set_postfix(failed=failed)
+            bar.update()
+    return result

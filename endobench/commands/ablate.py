@@ -1,0 +1,104 @@
+"""`endobench ablate CONFIG`: run a grid of notebooks (resumable, parallel), then its report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from endobench.ablate.plan import SweepPlan
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``endobench ablate``."""
+    parser = subparsers.add_parser(
+        "ablate",
+        help="run an ablation grid of notebooks with papermill, then write its report",
+        description=(
+            "Expand the grid in CONFIG, execute every run's notebooks into "
+            "RESULTS/<grid>/runs/<run_id>/ (skipping runs already done), then write "
+            "RESULTS/<grid>/report.md."
+        ),
+    )
+    parser.add_argument("config", type=Path, help="grid YAML file, e.g. configs/demo.yaml")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel workers (1: in this process; more: a Dask LocalCluster, one GPU each)",
+    )
+    parser.add_argument(
+        "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"
+    )
+    parser.add_argument("--rerun-failed", action="store_true", help="execute failed runs again")
+    parser.add_argument("--dry-run", action="store_true", help="print the expanded grid and exit")
+    parser.add_argument(
+        "--results", type=Path, default=Path("results"), help="results root (default: results)"
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write the report")
+    parser.set_defaults(func=run)
+
+
+def plan_table(plan: SweepPlan) -> pd.DataFrame:
+    """One row per run: id, status on disk, axis values and the ids of shared stages."""
+    from endobench.ablate.run_files import read_status
+
+    rows = []
+    for r in plan.runs:
+        row = {"run_id": r.run_id, "status": read_status(r.run_dir)}
+        row.update({k: r.params[k] for k in plan.grid.axes})
+        row.update({f"{t.stage}_id": t.stage_id for t in r.tasks[:-1]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep; exit code 0 if every run is done, 1 if some failed, 2 on a bad config."""
+    from endobench.ablate import GridConfigError, load_grid, plan_sweep, run_sweep
+    from endobench.ablate.runner import stale_tasks
+
+    if args.workers < 1:
+        print("error: --workers: expected an integer >= 1", file=sys.stderr)
+        return 2
+    try:
+        grid = load_grid(args.config)
+        plan = plan_sweep(grid, args.results)
+    except GridConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        table = plan_table(plan)
+        print(f"grid {grid.name!r}: {len(plan.runs)} runs, {len(plan.tasks)} notebook executions")
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(table.to_string(index=False))
+        return 0
+    stale = stale_tasks(plan)
+    if stale:
+        print(
+            f"warning: {len(stale)} finished notebook(s) ran an older version of their notebook "
+            f"and are kept as they are (e.g. {stale[0].out_dir}); delete those folders to run "
+            "them again",
+            file=sys.stderr,
+        )
+    result = run_sweep(
+        grid,
+        args.results,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        rerun_failed=args.rerun_failed,
+    )
+    statuses = result.run_statuses()
+    failed = sorted(k for k, s in statuses.items() if s != "done")
+    done = len(statuses) - len(failed)
+    print(f"{grid.name}: {done}/{len(statuses)} runs done in {result.plan.grid_dir}")
+    for rid in failed:
+        print(f"  {rid}: {statuses[rid]} (see {result.plan.grid_dir / 'runs' / rid})")
+    if not args.no_report and done:
+        from endobench.report import write_report
+
+        print(f"report: {write_report(result.plan.grid_dir)}")
+    return 1 if failed else 0

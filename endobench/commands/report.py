@@ -1,0 +1,32 @@
+"""`endobench report results/<grid>`: tables and figures of a sweep into report.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``endobench report``."""
+    parser = subparsers.add_parser(
+        "report",
+        help="write report.md (tables, LaTeX, figures) for a sweep folder",
+        description="Collect every run of a sweep into tables (Markdown, LaTeX booktabs) and "
+        "seaborn figures (PNG, PDF); writes GRID_DIR/report.md.",
+    )
+    parser.add_argument("grid_dir", type=Path, help="sweep folder, e.g. results/demo")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report; exit code 2 if the folder is not a sweep."""
+    from endobench.report import write_report
+
+    try:
+        path = write_report(args.grid_dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -1,0 +1,177 @@
+"""The report of a hand-made sweep folder: tables against numbers computed by hand.
+
+Sweep: backbone [A, B] x policy [first, every] x seed [0, 1, 2], stage ``train`` (backbone,
+seed) shared by both policies, plus one failed run (A, first, seed 3). Per run the track
+summary holds J&F, T and keyframes per 100 frames; the train summary holds Dice.
+
+Hand computation (mean ± sample std, ddof = 1):
+  J&F   A/first 0.5 0.6 0.7 -> 0.600 ± 0.100    A/every 0.7 0.8 0.9  -> 0.800 ± 0.100
+        B/first 0.4 0.4 0.7 -> 0.500 ± sqrt(0.03) = 0.173
+        B/every 0.8 0.85 0.9 -> 0.850 ± 0.050 (best)
+  T     constant per row: 0.2, 0.1 (best, lower), 0.3, 0.15 -> std 0.000
+  kf    first 5 5 5 -> 5.0 ± 0.0 (best for A and B: a tie)   every 20 25 30 -> 25.0 ± 5.0
+  Dice  A 0.6 0.7 0.8 -> 0.700 ± 0.100    B 0.9 0.8 0.7 -> 0.800 ± 0.100 (best)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from endobench.ablate import load_results
+from endobench.ablate.run_files import write_run_outputs, write_status
+from endobench.cli import main
+from endobench.report import latex_escape
+
+JF = {("A", "first"): [0.5, 0.6, 0.7], ("A", "every"): [0.7, 0.8, 0.9],
+      ("B", "first"): [0.4, 0.4, 0.7], ("B", "every"): [0.8, 0.85, 0.9]}  # fmt: skip
+T = {("A", "first"): 0.2, ("A", "every"): 0.1, ("B", "first"): 0.3, ("B", "every"): 0.15}
+KF = {"first": [5.0, 5.0, 5.0], "every": [20.0, 25.0, 30.0]}
+DICE = {"A": [0.6, 0.7, 0.8], "B": [0.9, 0.8, 0.7]}
+
+
+def _json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture(scope="module")
+def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("report") / "hand"
+    runs = []
+    for backbone in ("A", "B"):
+        for seed in range(3):
+            train_id = f"t{backbone}{seed}"
+            ckpt = root / "checkpoints" / train_id
+            weights = {"name": f"{backbone}-w", "source": "random-init", "sha256": "random-init"}
+            summary = {"dice": DICE[backbone][seed], "weights": weights}
+            write_run_outputs(ckpt, pd.DataFrame({"epoch": [1]}), summary)
+            write_status(ckpt, "done")
+            for policy in ("first", "every"):
+                rid = f"r{backbone}{policy}{seed}"
+                params = {"backbone": backbone, "policy": policy, "seed": seed}
+                runs.append(
+                    {
+                        "run_id": rid,
+                        "params": params,
+                        "stage_ids": {"train": train_id, "track": rid},
+                    }
+                )
+                run_dir = root / "runs" / rid
+                summary = {
+                    "J&F-Mean": JF[(backbone, policy)][seed],
+                    "T-Mean": T[(backbone, policy)],
+                    "keyframes_per_100": KF[policy][seed],
+                }
+                strip = np.full((8, 24, 3), 40 * seed, dtype=np.uint8)
+                write_run_outputs(
+                    run_dir, pd.DataFrame({"frame": [0]}), summary, {"qualitative": strip}
+                )
+                _json(
+                    run_dir / "run.json",
+                    {"code": {"endobench": "0.1.0", "git_commit": None}, "seconds": 1.5},
+                )
+                write_status(run_dir, "done")
+    failed = {"run_id": "rAfirst3", "params": {"backbone": "A", "policy": "first", "seed": 3},
+              "stage_ids": {"train": "tA3", "track": "rAfirst3"}}  # fmt: skip
+    runs.append(failed)
+    # A failed run may have written a summary before it crashed: it must not count.
+    _json(root / "runs" / "rAfirst3" / "summary.json", {"J&F-Mean": 0.0})
+    write_status(root / "runs" / "rAfirst3", "failed", "Traceback...\nValueError: boom\n")
+    _json(root / "plan.json", {
+        "grid": "hand",
+        "axes": {"backbone": ["A", "B"], "policy": ["first", "every"], "seed": [0, 1, 2, 3]},
+        "fixed": {},
+        "stages": [
+            {"name": "train", "notebook": "02.ipynb", "dir": "checkpoints", "params": ["backbone", "seed"]},
+            {"name": "track", "notebook": "03.ipynb", "dir": "runs", "params": ["policy"]},
+        ],
+        "runs": runs,
+    })  # fmt: skip
+    assert main(["report", str(root)]) == 0
+    return root
+
+
+def test_store_has_one_row_per_run_with_params_metrics_and_provenance(grid_dir: Path) -> None:
+    df = load_results(grid_dir)
+    assert len(df) == 13
+    assert list(df.columns[:5]) == ["run_id", "status", "backbone", "policy", "seed"]
+    row = df.set_index("run_id").loc["rBevery1"]
+    assert row["J&F-Mean"] == 0.85 and row["dice"] == 0.8 and row["train_id"] == "tB1"
+    assert row["weights.name"] == "B-w" and row["weights.source"] == "random-init"
+    assert row["code.endobench"] == "0.1.0" and row["seconds"] == 1.5
+    failed = df.set_index("run_id").loc["rAfirst3"]
+    assert failed["status"] == "failed" and failed["error"] == "ValueError: boom"
+
+
+def test_markdown_tracking_table_matches_hand_computation(grid_dir: Path) -> None:
+    report = (grid_dir / "report.md").read_text()
+    expected = """\
+| backbone | policy | J&F | T (stability) ↓ | keyframes/100 fr. ↓ |
+|---|---|---:|---:|---:|
+| A | first | 0.600 ± 0.100 | 0.200 ± 0.000 | **5.0 ± 0.0** |
+| A | every | 0.800 ± 0.100 | **0.100 ± 0.000** | 25.0 ± 5.0 |
+| B | first | 0.500 ± 0.173 | 0.300 ± 0.000 | **5.0 ± 0.0** |
+| B | every | **0.850 ± 0.050** | 0.150 ± 0.000 | 25.0 ± 5.0 |
+"""
+    assert expected in report
+    assert "12 done, 1 failed, 0 running, 0 pending (of 13)" in report
+
+
+def test_segmentation_table_counts_each_shared_training_once(grid_dir: Path) -> None:
+    report = (grid_dir / "report.md").read_text()
+    expected = """\
+| backbone | Dice |
+|---|---:|
+| A | 0.700 ± 0.100 |
+| B | **0.800 ± 0.100** |
+"""
+    assert expected in report
+
+
+def test_latex_is_booktabs_with_best_in_bold(grid_dir: Path) -> None:
+    tex = (grid_dir / "tables" / "tracking.tex").read_text()
+    assert r"\begin{tabular}{llrrr}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert (
+        r"backbone & policy & J\&F & T (stability) $\downarrow$ & keyframes/100 fr. $\downarrow$ \\"
+        in tex
+    )
+    assert r"A & every & $0.800 \pm 0.100$ & $\mathbf{0.100 \pm 0.000}$ & $25.0 \pm 5.0$ \\" in tex
+    assert r"B & every & $\mathbf{0.850 \pm 0.050}$ & $0.150 \pm 0.000$ & $25.0 \pm 5.0$ \\" in tex
+    assert tex.count(r"\mathbf") == 4  # J&F, T, and the two tied keyframe costs
+
+
+def test_latex_escape() -> None:
+    assert latex_escape("dinov2_vits14 & 50% #1") == r"dinov2\_vits14 \& 50\% \#1"
+
+
+def test_figures_are_written_as_png_and_pdf(grid_dir: Path) -> None:
+    report = (grid_dir / "report.md").read_text()
+    for name in ("cost_accuracy", "dice_by_augmentation", "stability_vs_jf", "qualitative"):
+        pdf = grid_dir / "figures" / f"{name}.pdf"
+        png = grid_dir / "figures" / f"{name}.png"
+        if name == "dice_by_augmentation":  # this sweep has no augmentation axis
+            assert not png.exists() and "not available" in report
+            continue
+        assert pdf.read_bytes()[:4] == b"%PDF"
+        assert Image.open(png).size[0] > 100
+        assert f"(figures/{name}.png)" in report
+
+
+def test_failed_runs_and_weights_are_listed(grid_dir: Path) -> None:
+    report = (grid_dir / "report.md").read_text()
+    assert "| [rAfirst3](runs/rAfirst3/traceback.txt) | ValueError: boom |" in report
+    assert "| A | A-w | random-init | random-init |" in report
+
+
+def test_report_command_rejects_a_folder_without_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "plan.json: not found" in capsys.readouterr().err
