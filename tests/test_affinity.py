@@ -142,7 +142,7 @@ def run_propagator(propagator, frames, first_labels):
 @pytest.fixture(scope="module")
 def blackswan(samples: Path):
     root = samples / "DAVIS"
-    names = sorted((root / "JPEGImages/480p/blackswan").glob("*.jpg"))[:11]
+    names = sorted((root / "JPEGImages/480p/blackswan").glob("*.jpg"))[:10]
     frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in names]
     gt = np.asarray(Image.open(root / "Annotations/480p/blackswan/00000.png"))
     return frames, (gt > 127).astype(np.uint8)
@@ -153,7 +153,7 @@ def test_reference_mode_reproduces_the_official_protocol(blackswan):
     features = ConvFeatures()
     expected = direct_reference(frames, first, features)
     got = run_propagator(AffinityPropagator(features, AffinityConfig(mode="reference")), frames, first)
-    assert len(got) == len(expected) == 11
+    assert len(got) == len(expected) == 10
     for t, (a, b) in enumerate(zip(got, expected, strict=True)):
         assert a.shape == (480, 854)
         assert np.array_equal(a, b), f"frame {t}: {np.count_nonzero(a != b)} pixels differ"
@@ -250,3 +250,27 @@ def test_window_index_matches_the_square_neighbourhood_and_is_fast():
         start = time.perf_counter()
         window_index(*grid, 12)
         assert time.perf_counter() - start < 0.05
+
+
+@pytest.mark.parametrize("name, prefix", [("dinov2_vits14", 1), ("dinov2_vits14_reg4", 5)])
+def test_real_backbone_features_drop_prefix_tokens_and_match_the_protocol(blackswan, name, prefix):
+    from endobench.propagation.affinity import build_affinity_propagator
+
+    frames, first = blackswan
+    prop = build_affinity_propagator(
+        name, pretrained=False, model_kwargs={"depth": 1}, mode="reference", n_last=2
+    )
+    backbone = prop.extractor.backbone
+    assert backbone.prefix_tokens == prefix
+    assert prop.weights.sha256 == "random-init"
+
+    def floor_grid_features(image: torch.Tensor) -> torch.Tensor:
+        # DINO's stride-p patch embedding ignores trailing pixels: same as cropping to the floor grid
+        h, w = image.shape[-2:]
+        return prop.extractor(image[..., : h // PATCH * PATCH, : w // PATCH * PATCH])
+
+    expected = direct_reference(frames[:4], first, floor_grid_features, n_last=2)
+    got = run_propagator(prop, frames[:4], first)
+    assert prop._grid == (34, 59)
+    for a, b in zip(got, expected, strict=True):
+        assert np.array_equal(a, b)

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``endobench`` CLI, one module each."""
