@@ -1,0 +1,91 @@
+"""Propagation: optical flow and feature affinity, keyframe policies, temporal fusion, tracker."""
+
+from endobench.propagation.base import PropagationStep, Propagator, Segmenter, one_hot
+from endobench.propagation.flow import (
+    FLOW_METHODS,
+    DISFlow,
+    FarnebackFlow,
+    FlowError,
+    FlowEstimator,
+    RAFTFlow,
+    build_flow_estimator,
+    to_gray,
+)
+from endobench.propagation.flow_propagation import CopyLastPropagator, FlowPropagator
+from endobench.propagation.fusion import (
+    FusionConfig,
+    TemporalFusion,
+    fuse_probs,
+    hysteresis_labels,
+    labels_from_probs,
+)
+from endobench.propagation.keyframes import (
+    Adaptive,
+    AdaptiveConfig,
+    AllFrames,
+    EveryK,
+    FirstFrame,
+    KeyframePolicy,
+    KeyframeSpecError,
+    KeyframeState,
+    appearance_drift,
+    build_keyframe_policy,
+    thumbnail,
+)
+from endobench.propagation.tracker import (
+    TrackResult,
+    build_propagator,
+    describe_propagator,
+    track,
+)
+from endobench.propagation.warp import (
+    WarpError,
+    forward_backward_confidence,
+    remap_channels,
+    sampling_map,
+    warp_labels,
+    warp_probs,
+)
+
+__all__ = [
+    "FLOW_METHODS",
+    "Adaptive",
+    "AdaptiveConfig",
+    "AllFrames",
+    "CopyLastPropagator",
+    "DISFlow",
+    "EveryK",
+    "FarnebackFlow",
+    "FirstFrame",
+    "FlowError",
+    "FlowEstimator",
+    "FlowPropagator",
+    "FusionConfig",
+    "KeyframePolicy",
+    "KeyframeSpecError",
+    "KeyframeState",
+    "PropagationStep",
+    "Propagator",
+    "RAFTFlow",
+    "Segmenter",
+    "TemporalFusion",
+    "TrackResult",
+    "WarpError",
+    "appearance_drift",
+    "build_flow_estimator",
+    "build_keyframe_policy",
+    "build_propagator",
+    "describe_propagator",
+    "forward_backward_confidence",
+    "fuse_probs",
+    "hysteresis_labels",
+    "labels_from_probs",
+    "one_hot",
+    "remap_channels",
+    "sampling_map",
+    "thumbnail",
+    "to_gray",
+    "track",
+    "warp_labels",
+    "warp_probs",
+]

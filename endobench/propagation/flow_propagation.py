@@ -1,0 +1,230 @@
+"""Mask propagation by optical flow: carry class probabilities from frame to frame.
+
+At each step the flow from the new frame to the previous one is estimated, and each pixel's
+position in the last keyframe is chained through it (bilinear backward warp of the position
+map); the keyframe's probabilities are then sampled once at those positions. Sampling the
+keyframe once, instead of re-warping the previous frame's probabilities, avoids the cumulative
+blur that erodes thin structures over many steps. Rules at the edges, stated once:
+
+- a pixel whose source lies outside the image (less than half of its bilinear footprint valid)
+  has no source: it is background with confidence 0; a footprint partly outside takes its
+  position from the valid taps only and its confidence is scaled by their share;
+- outside the field of view (``fov``) there is no tissue: those pixels are background with
+  confidence 0 in every output, and a source pixel there brings background and no trust;
+- confidence accumulates along the motion path: it is the chained confidence of the previous
+  frame times this step's confidence (``photometric``: brightness constancy of the warp,
+  ``forward_backward``: consistency of the flow pair, at twice the flow cost; ``none``: 1),
+  and restarts at 1 on every ``reset`` (keyframe).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from endobench.propagation.base import PropagationStep
+from endobench.propagation.flow import FlowEstimator, to_gray
+from endobench.propagation.warp import (
+    forward_backward_confidence,
+    pixel_grid,
+    remap_blocks,
+    sampling_map,
+    to_blocks,
+)
+
+ConfidenceMode = Literal["photometric", "forward_backward", "none"]
+CONFIDENCE_MODES = ("photometric", "forward_backward", "none")
+
+
+def photometric_table(sigma: float) -> np.ndarray:
+    """Lookup table ``256`` float32: absolute gray difference -> ``exp(-(d / sigma)^2)``."""
+    d = np.arange(256, dtype=np.float32)
+    return np.exp(-np.square(d / np.float32(sigma))).astype(np.float32)
+
+
+def _check_probs(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3 or probs.shape[1:] != shape:
+        raise ValueError(
+            f"probs: expected C x H x W with H x W = {shape} (the frame's size), got {probs.shape}"
+        )
+    if probs.shape[0] < 2:
+        raise ValueError(
+            f"probs: expected at least 2 channels (background + object), got {probs.shape[0]}"
+        )
+    return probs
+
+
+class FlowPropagator:
+    """Propagator (see ``propagation.base.Propagator``) driven by a flow estimator.
+
+    ``fov``: optional ``H x W`` bool field-of-view mask (True = image content). ``confidence``:
+    how a step's trust is measured (see the module docstring); ``photometric_sigma`` is in gray
+    levels, ``fb_alpha1``/``fb_alpha2`` are the forward-backward tolerances. ``timings`` holds the
+    seconds spent in ``flow``, ``warp`` and ``confidence`` since construction. Input probabilities
+    must sum to 1 over channels (channel 0 = background), as the protocol requires.
+    """
+
+    def __init__(
+        self,
+        estimator: FlowEstimator,
+        fov: np.ndarray | None = None,
+        confidence: ConfidenceMode = "photometric",
+        photometric_sigma: float = 30.0,
+        fb_alpha1: float = 0.01,
+        fb_alpha2: float = 0.5,
+    ) -> None:
+        if confidence not in CONFIDENCE_MODES:
+            raise ValueError(f"confidence: expected one of {CONFIDENCE_MODES}, got {confidence!r}")
+        self.estimator = estimator
+        self.name = f"flow:{estimator.name}"
+        self.fov = None if fov is None else np.asarray(fov, dtype=bool)
+        self.confidence_mode = confidence
+        self.fb_alpha1 = fb_alpha1
+        self.fb_alpha2 = fb_alpha2
+        self._table = photometric_table(photometric_sigma)
+        self.timings = {"flow": 0.0, "warp": 0.0, "confidence": 0.0}
+        self._prev: np.ndarray | None = None  # previous frame as the estimator wants it
+        self._prev_gray: np.ndarray | None = None
+        # Keyframe probabilities as B x H x W x 4 blocks (cv2.remap's fastest layout).
+        self._key: np.ndarray | None = None
+        self._classes = 0
+        # H x W x 4 per current pixel: keyframe position x, y; accumulated confidence; validity.
+        self._track: np.ndarray | None = None
+
+    def reset(self, frame: np.ndarray, probs: np.ndarray) -> None:
+        """Start from ``frame`` (``H x W x 3`` uint8 RGB) with ``probs`` (``C x H x W`` float32)."""
+        frame = np.asarray(frame)
+        shape = frame.shape[:2]
+        probs = _check_probs(probs, shape)
+        if self.fov is not None and self.fov.shape != shape:
+            raise ValueError(
+                f"fov: shape {self.fov.shape} differs from the frames' {shape} (H x W)"
+            )
+        c = probs.shape[0]
+        key = to_blocks(np.moveaxis(probs, 0, -1))
+        inside = np.ones(shape, np.float32) if self.fov is None else self.fov.astype(np.float32)
+        self._classes = c
+        self._key = _with_background(key, c, inside)
+        track = np.empty((*shape, 4), np.float32)
+        track[..., :2] = pixel_grid(*shape)
+        track[..., 2] = inside
+        track[..., 3] = inside
+        self._track = track
+        self._prev = frame if not self.estimator.grayscale else to_gray(frame)
+        self._prev_gray = to_gray(frame)
+
+    def step(self, frame: np.ndarray) -> PropagationStep:
+        """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``)."""
+        if self._track is None or self._key is None or self._prev is None:
+            raise RuntimeError(f"{self.name}: step() called before reset()")
+        assert self._prev_gray is not None
+        frame = np.asarray(frame)
+        gray = to_gray(frame)
+        cur = gray if self.estimator.grayscale else frame
+        if gray.shape != self._prev_gray.shape:
+            raise ValueError(
+                f"{self.name}: frame size {gray.shape} differs from the previous frame's "
+                f"{self._prev_gray.shape} (H x W)"
+            )
+        t0 = time.perf_counter()
+        flow = self.estimator(cur, self._prev)  # target (new frame) -> source (previous frame)
+        flow_rev = (
+            self.estimator(self._prev, cur) if self.confidence_mode == "forward_backward" else None
+        )
+        t1 = time.perf_counter()
+        coords = sampling_map(flow)
+        track = cv2.remap(
+            self._track,
+            coords,
+            None,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        t2 = time.perf_counter()
+        step_conf = None
+        if self.confidence_mode == "photometric":
+            prev_warped = cv2.remap(
+                self._prev_gray, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+            step_conf = cv2.LUT(cv2.absdiff(gray, prev_warped), self._table)
+        elif flow_rev is not None:
+            step_conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
+        t3 = time.perf_counter()
+        # Positions are averaged over the valid bilinear taps only (no smearing from outside);
+        # a pixel needs at least half of its footprint valid to have a source at all.
+        # Contiguous planes (cv2.split) make the bookkeeping below much cheaper than strided lanes.
+        x, y, conf, valid = cv2.split(track)
+        ok = valid >= 0.5
+        if self.fov is not None:
+            ok &= self.fov
+        okf = ok.astype(np.float32)
+        scale = okf / np.maximum(valid, np.float32(1e-6))
+        x *= scale
+        y *= scale
+        conf *= okf if step_conf is None else okf * step_conf
+        # Sample the keyframe once through the chained positions: no diffusion across steps.
+        probs = _with_background(remap_blocks(self._key, x, y), self._classes, okf)
+        track = cv2.merge((x, y, conf, okf))
+        t4 = time.perf_counter()
+        self._track, self._prev, self._prev_gray = track, cur, gray
+        self.timings["flow"] += t1 - t0
+        self.timings["warp"] += (t2 - t1) + (t4 - t3)
+        self.timings["confidence"] += t3 - t2
+        # Each step allocates fresh arrays, so the returned views stay valid.
+        return PropagationStep(probs=_channels_first(probs, self._classes), confidence=conf)
+
+
+def _with_background(blocks: np.ndarray, classes: int, inside: np.ndarray) -> np.ndarray:
+    """Zero the object channels where ``inside`` is 0 and make channel 0 their complement."""
+    objects = [blocks[k // 4, ..., k % 4] for k in range(1, classes)]
+    for channel in objects:
+        channel *= inside
+    background = blocks[0, ..., 0]
+    np.subtract(1.0, objects[0], out=background)
+    for channel in objects[1:]:
+        background -= channel
+    return blocks
+
+
+def _channels_first(blocks: np.ndarray, classes: int) -> np.ndarray:
+    """``B x H x W x 4`` blocks -> ``C x H x W`` (a view when B = 1)."""
+    if blocks.shape[0] == 1:
+        return np.moveaxis(blocks[0, ..., :classes], -1, 0)
+    return np.moveaxis(blocks, -1, 1).reshape(-1, *blocks.shape[1:3])[:classes]
+
+
+class CopyLastPropagator:
+    """The zero-motion baseline: every frame gets the last keyframe's probabilities unchanged.
+
+    Confidence is 1 everywhere (it makes no claim). Used as the "copy the last keyframe mask"
+    reference that any real propagation must beat.
+    """
+
+    name = "copy"
+
+    def __init__(self) -> None:
+        self._probs: np.ndarray | None = None
+        self._conf: np.ndarray | None = None
+        self.timings = {"flow": 0.0, "warp": 0.0, "confidence": 0.0}
+
+    def reset(self, frame: np.ndarray, probs: np.ndarray) -> None:
+        """Remember ``probs`` (``C x H x W``) of ``frame``."""
+        shape = np.asarray(frame).shape[:2]
+        self._probs = _check_probs(probs, shape).copy()
+        self._conf = np.ones(shape, np.float32)
+
+    def step(self, frame: np.ndarray) -> PropagationStep:
+        """Return the remembered probabilities for ``frame``."""
+        if self._probs is None or self._conf is None:
+            raise RuntimeError("copy: step() called before reset()")
+        if np.asarray(frame).shape[:2] != self._probs.shape[1:]:
+            raise ValueError(
+                f"copy: frame size {np.asarray(frame).shape[:2]} differs from the keyframe's "
+                f"{self._probs.shape[1:]}"
+            )
+        return PropagationStep(probs=self._probs, confidence=self._conf)
