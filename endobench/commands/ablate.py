@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,8 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="parallel workers (1: in this process; more: a Dask LocalCluster, one GPU each)",
+        default=None,
+        help=(
+            "parallel workers (1: in this process; more: a Dask LocalCluster, one GPU each); "
+            "default: one per GPU, else one per CPU core up to 4"
+        ),
     )
     parser.add_argument(
         "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"
@@ -56,11 +60,22 @@ def plan_table(plan: SweepPlan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def default_workers() -> int:
+    """One worker per GPU when GPUs exist, else one per CPU core, at most 4."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; exit code 0 if every run is done, 1 if some failed, 2 on a bad config."""
     from endobench.ablate import GridConfigError, load_grid, plan_sweep, run_sweep
     from endobench.ablate.runner import stale_tasks
 
+    if args.workers is None:
+        args.workers = default_workers()
     if args.workers < 1:
         print("error: --workers: expected an integer >= 1", file=sys.stderr)
         return 2
