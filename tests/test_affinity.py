@@ -120,7 +120,10 @@ def direct_reference(frames, first_labels, features, n_last=7, radius=12, topk=5
             que.get()
         que.put([feat, seg_tar])
         up = F.interpolate(
-            seg_tar, scale_factor=PATCH, mode="bilinear", align_corners=False,
+            seg_tar,
+            scale_factor=PATCH,
+            mode="bilinear",
+            align_corners=False,
             recompute_scale_factor=False,
         )
         up = _norm_mask(up[0])
@@ -152,7 +155,9 @@ def test_reference_mode_reproduces_the_official_protocol(blackswan):
     frames, first = blackswan
     features = ConvFeatures()
     expected = direct_reference(frames, first, features)
-    got = run_propagator(AffinityPropagator(features, AffinityConfig(mode="reference")), frames, first)
+    got = run_propagator(
+        AffinityPropagator(features, AffinityConfig(mode="reference")), frames, first
+    )
     assert len(got) == len(expected) == 10
     for t, (a, b) in enumerate(zip(got, expected, strict=True)):
         assert a.shape == (480, 854)
@@ -199,7 +204,7 @@ def test_default_mode_handles_landscape_portrait_and_square(shape):
         assert step.probs.shape == (2, h, w)
         assert step.confidence.shape == (h, w)
         np.testing.assert_allclose(step.probs.sum(axis=0), 1.0, atol=1e-5)
-        assert 0.0 <= step.confidence.min() and step.confidence.max() <= 1.0
+        assert step.confidence.min() >= 0.0 and step.confidence.max() <= 1.0
     gh, gw = prop._grid
     assert abs(gh / gw - h / w) < 0.15  # the grid keeps the frame's aspect
 

@@ -102,7 +102,7 @@ class FusionHead(nn.Module):
         num_classes: int,
         width: int = 128,
         se_reduction: int = 4,
-        min_width: int = 16,
+        min_width: int = 32,
     ) -> None:
         super().__init__()
         _check_head_args(in_channels, num_classes)

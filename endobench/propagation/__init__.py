@@ -1,5 +1,11 @@
 """Propagation: optical flow and feature affinity, keyframe policies, temporal fusion, tracker."""
 
+from endobench.propagation.affinity import (
+    AffinityConfig,
+    AffinityPropagator,
+    FeatureExtractor,
+    build_affinity_propagator,
+)
 from endobench.propagation.base import PropagationStep, Propagator, Segmenter, one_hot
 from endobench.propagation.flow import (
     FLOW_METHODS,
@@ -48,6 +54,10 @@ from endobench.propagation.warp import (
 )
 
 __all__ = [
+    "AffinityConfig",
+    "AffinityPropagator",
+    "FeatureExtractor",
+    "build_affinity_propagator",
     "FLOW_METHODS",
     "Adaptive",
     "AdaptiveConfig",

@@ -31,11 +31,12 @@ def window_index(h: int, w: int, radius: int) -> tuple[torch.Tensor, torch.Tenso
         return index, torch.ones(h * w, h * w, dtype=torch.bool)
     offsets = np.arange(-radius, radius + 1)
     ys, xs = np.divmod(np.arange(h * w), w)
-    sy = ys[:, None, None] + offsets[None, :, None]
-    sx = xs[:, None, None] + offsets[None, None, :]
-    valid = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
-    index = np.where(valid, sy * w + sx, 0).reshape(h * w, -1)
-    return torch.from_numpy(index), torch.from_numpy(valid.reshape(h * w, -1))
+    sy = ys[:, None] + offsets  # hw x (2r+1) source rows
+    sx = xs[:, None] + offsets  # hw x (2r+1) source columns
+    valid = ((sy >= 0) & (sy < h))[:, :, None] & ((sx >= 0) & (sx < w))[:, None, :]
+    # Out-of-grid slots are clipped onto the grid (any index will do: they are masked out).
+    index = (np.clip(sy, 0, h - 1) * w)[:, :, None] + np.clip(sx, 0, w - 1)[:, None, :]
+    return torch.from_numpy(index.reshape(h * w, -1)), torch.from_numpy(valid.reshape(h * w, -1))
 
 
 def l2_normalize(features: torch.Tensor) -> torch.Tensor:
