@@ -19,14 +19,13 @@ load rather than silently replaced.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from endobench.io_utils import atomic_write_bytes
 from endobench.models import SegNet
 from endobench.models.weights import state_sha256
 
@@ -93,18 +92,9 @@ def check_weights_provenance(
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -36,6 +36,7 @@ import timm
 import torch
 from tqdm.auto import tqdm
 
+from endobench.io_utils import atomic_write_bytes, atomic_write_json
 from endobench.models import Backbone
 from endobench.models.weights import state_sha256
 
@@ -84,16 +85,9 @@ def image_sha256(image: np.ndarray) -> str:
 
 
 def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue(), fsync=False)  # an entry is cheap to recompute
 
 
 class FeatureCache:
@@ -121,11 +115,7 @@ class FeatureCache:
         self.misses = 0
         info = self.root / "backbone.json"
         if not info.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".backbone.json.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.description, f, indent=2, sort_keys=True)
-            os.replace(tmp, info)
+            atomic_write_json(info, self.description)
 
     def key(self, image: np.ndarray) -> str:
         """Cache key of one ``H x W x 3`` uint8 image under this backbone."""

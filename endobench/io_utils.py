@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (parent folders are created); returns the path."""
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (parent folders are created); returns the path.
+
+    ``fsync=False`` skips flushing to disk: still never half-written, but a power cut may lose
+    the file; right for bulk outputs that are cheap to remake (per-frame PNGs, cache entries).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         # Leave no temporary file behind whatever went wrong (including KeyboardInterrupt).

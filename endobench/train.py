@@ -29,8 +29,6 @@ import hashlib
 import io
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +51,7 @@ from endobench.checkpoint import (
 )
 from endobench.data import Clip, ImageSample
 from endobench.feature_cache import FeatureCache, default_cache_dir
+from endobench.io_utils import atomic_write_text
 from endobench.losses import IGNORE_INDEX, LOSSES, build_loss
 from endobench.models import SegNet, build_backbone, build_head
 from endobench.models.weights import state_sha256
@@ -530,10 +529,7 @@ def _write_metrics_csv(history: list[dict[str, Any]], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
     writer.writeheader()
     writer.writerows(history)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from endobench.data.label_png import write_palette_png
 from endobench.data.synthetic import SyntheticConfig, generate_clip
+from endobench.io_utils import atomic_write_bytes
 
 DAVIS_RESOLUTION = "480p"  # the DAVIS folder name, kept whatever the frame size
 
@@ -47,11 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
     """Write an RGB frame as JPEG atomically (temp file, then rename)."""
-    tmp = path.with_name(f".{path.stem}.tmp.jpg")
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(tmp), bgr, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"{tmp}: could not write JPEG")
-    os.replace(tmp, path)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OSError(f"{path}: could not encode JPEG")
+    atomic_write_bytes(path, encoded.tobytes(), fsync=False)
 
 
 def run(args: argparse.Namespace) -> int:

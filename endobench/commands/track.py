@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from endobench.io_utils import atomic_write_json
 from endobench.propagation.fusion import FusionConfig
 from endobench.propagation.keyframes import KeyframeSpecError, build_keyframe_policy
 
@@ -75,15 +73,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=str)
-        fh.write("\n")
-    Path(tmp).replace(path)
 
 
 def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, dict[str, Any]]:
@@ -182,6 +171,6 @@ def run(args: argparse.Namespace) -> int:
             "propagation_fps": round(result.propagation_fps(), 2),
         }
         # Rewritten after every clip so a failure later keeps what is done.
-        _write_json(out / "track.json", record)
+        atomic_write_json(out / "track.json", record)
     print(f"wrote {len(clips)} clip(s) to {out}")
     return 0

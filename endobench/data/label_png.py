@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from endobench.io_utils import atomic_write_bytes
 
 
 def davis_palette() -> np.ndarray:
@@ -81,10 +84,8 @@ def write_palette_png(path: str | Path, labels: np.ndarray) -> None:
         raise ValueError(f"{path}: expected an H x W label map, got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise ValueError(f"{path}: label values must lie in 0..255")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     im = Image.fromarray(labels.astype(np.uint8), mode="P")
     im.putpalette(_PALETTE_BYTES)
-    tmp = path.with_name(f".{path.name}.tmp")
-    im.save(tmp, format="PNG")
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    im.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue(), fsync=False)
