@@ -7,6 +7,7 @@ file lives in the same directory so the final ``os.replace`` is a rename on one 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -57,3 +58,12 @@ def _json_default(obj: Any) -> Any:
     if callable(tolist):
         return tolist()
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (weights files reach several GiB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from endobench.io_utils import sha256_file
 from endobench.models import WeightsUnavailableError, build_backbone
-from endobench.models.weights import sha256_file
 
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 2}
 IMG = 56  # 4 x 4 patch grid for the stored pos_embed

@@ -8,13 +8,12 @@ so any DAVIS-compatible evaluator can score the masks.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
-from endobench.io_utils import atomic_write_json
+from endobench.io_utils import atomic_write_json, sha256_file
 from endobench.propagation.fusion import FusionConfig
 from endobench.propagation.keyframes import KeyframeSpecError, build_keyframe_policy
 
@@ -67,14 +66,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, dict[str, Any]]:
     if checkpoint is None:
         return None, {}
@@ -84,7 +75,7 @@ def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, di
     model, meta = load_checkpoint(path, device=device or "cpu")
     info = {
         "path": str(path.resolve()),
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
         "weights": meta.get("weights"),
         "classes": meta.get("classes"),
     }

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from endobench.io_utils import sha256_file
 from endobench.models.weights import (
     WeightsInfo,
     load_weights_file,
     random_init_info,
     resolve_hub_file,
-    sha256_file,
     state_sha256,
 )
 

@@ -62,15 +62,6 @@ def random_init_info(name: str, model_kwargs: dict[str, Any] | None = None) -> W
     return WeightsInfo(name, RANDOM_INIT, RANDOM_INIT, None, dict(model_kwargs or {}))
 
 
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (weights files reach several GiB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat ``{key: tensor}`` dict on CPU.
 

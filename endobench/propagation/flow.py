@@ -9,12 +9,13 @@ Inputs are ``H x W x 3`` uint8 RGB or ``H x W`` uint8 grayscale frames of the sa
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+
+from endobench.io_utils import sha256_file
 
 FLOW_METHODS = ("dis:ultrafast", "dis:fast", "dis:medium", "farneback", "raft_small", "raft_large")
 
@@ -106,14 +107,6 @@ class FarnebackFlow(FlowEstimator):
         return cv2.calcOpticalFlowFarneback(prev, nxt, None, *self._params)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class RAFTFlow(FlowEstimator):
     """torchvision RAFT (small or large), on the GPU when one is available.
 
@@ -164,7 +157,7 @@ class RAFTFlow(FlowEstimator):
                 raise FlowError(
                     f"{path}: not a torchvision {self.name} state dict ({exc})"
                 ) from exc
-            self._info = {"name": self.name, "source": str(path), "sha256": _sha256(path)}
+            self._info = {"name": self.name, "source": str(path), "sha256": sha256_file(path)}
         elif allow_random_init:
             model = build(weights=None, progress=False)
             self._info = {"name": self.name, "source": "random-init", "sha256": "random-init"}
