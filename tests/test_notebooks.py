@@ -3,7 +3,7 @@ execution with small parameters through papermill.
 
 Notebook 04 runs ``configs/smoke.yaml`` through the real runner, so notebooks 02 and 03 execute
 inside that sweep (train once, track with policies ``first`` and ``all``).
-(``pytest --nbval-lax notebooks/`` runs them with their defaults.)
+(``pytest`` also runs them with their defaults through nbval: see pyproject.toml.)
 """
 
 from __future__ import annotations
