@@ -72,28 +72,32 @@ def propagate_labels(
         full = query @ keys.t()  # hw x hw, the same product the reference computes
         sims.append(torch.gather(full, 1, index))
     sim = torch.cat(sims, dim=1)  # hw x (ncontext*K), frame-major like the reference's stacking
-    aff = torch.exp(sim / temperature)
-    aff = aff.masked_fill(~valid.repeat(1, len(context_features)), 0.0)
-    k = min(topk, aff.shape[1])
-    top_values, top_slots = aff.topk(k, dim=1)
-    kth = top_values[:, -1:]
-    # The reference keeps every source whose affinity equals the k-th value: find rows with extra ties.
-    tie_rows = torch.nonzero((aff >= kth).sum(dim=1) > k).flatten()
-
-    frame_of_slot = top_slots // n_window
-    source = torch.gather(index, 1, top_slots % n_window) + frame_of_slot * hw
+    sim.masked_fill_(~valid.repeat(1, len(context_features)), -torch.inf)
+    k = min(topk, sim.shape[1])
+    # exp is monotone, so the top-k affinities are the exp of the top-k similarities: rank the
+    # similarities and exponentiate only a few candidates. The 8 extra candidates catch the
+    # sources whose affinity ties with the k-th one (the reference keeps all of them).
+    n_cand = min(k + 8, sim.shape[1])
+    cand_sim, cand_slot = sim.topk(n_cand, dim=1)
+    cand_aff = torch.exp(cand_sim / temperature)
+    kth = cand_aff[:, k - 1 : k]
+    kept = torch.where(cand_aff >= kth, cand_aff, 0.0)
+    weights = kept / kept.sum(dim=1, keepdim=True)
+    source = torch.gather(index, 1, cand_slot % n_window) + (cand_slot // n_window) * hw
     all_labels = torch.cat(context_labels, dim=1)  # C x (ncontext*hw)
-    weights = top_values / top_values.sum(dim=1, keepdim=True)
     labels = (all_labels[:, source] * weights.unsqueeze(0)).sum(dim=2)
-    confidence = ((torch.log(top_values) * temperature) * weights).sum(dim=1)
+    confidence = (cand_sim.clamp_min(-1.0) * weights).sum(dim=1)
 
-    for row in tie_rows.tolist():
-        keep = torch.nonzero(aff[row] >= kth[row]).flatten()
-        vals = aff[row, keep]
+    # Rows whose ties run past the candidates (never seen in practice): use every source.
+    for row in torch.nonzero(cand_aff[:, -1] >= kth[:, 0]).flatten().tolist():
+        if n_cand == sim.shape[1]:
+            break
+        aff = torch.exp(sim[row] / temperature)
+        keep = torch.nonzero(aff >= kth[row]).flatten()
+        wts = aff[keep] / aff[keep].sum()
         src = index[row, keep % n_window] + (keep // n_window) * hw
-        wts = vals / vals.sum()
         labels[:, row] = (all_labels[:, src] * wts).sum(dim=1)
-        confidence[row] = (torch.log(vals) * temperature * wts).sum()
+        confidence[row] = (sim[row, keep] * wts).sum()
     return labels, confidence
 
 
