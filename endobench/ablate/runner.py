@@ -135,6 +135,9 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
                 progress_bar=False,
                 cwd=options.cwd,
                 start_timeout=options.start_timeout,
+                # Kernel-side log lines (ipykernel's TCP notice, shutdown chatter) would break the
+                # progress bar once per notebook; errors still reach the executed notebook.
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
             missing = [n for n in (rf.METRICS_FILE, rf.SUMMARY_FILE) if not (out / n).is_file()]
             if missing:
