@@ -34,13 +34,21 @@ from endobench.metrics import (
 from endobench.metrics.boundary import _pair_counts
 
 
-def _dilation_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, float, float]:
-    """The definition, literally: full-frame disk dilations of both boundary maps."""
+def _literal_counts(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[int, ...]:
+    """The integers behind J and F by the book (full-frame disk dilations): ``(|G & P|,
+    |G | P|, |B_P|, |B_P & dil(B_G)|, |B_G|, |B_G & dil(B_P)|)``."""
     bg, bp = boundary_map(gt), boundary_map(pred)
     kernel = disk(r).astype(np.uint8)
-    dg = cv2.dilate(bg.astype(np.uint8), kernel) > 0
-    dp = cv2.dilate(bp.astype(np.uint8), kernel) > 0
-    ng, npred = bg.sum(), bp.sum()
+    dg = cv2.dilate(bg.astype(np.uint8), kernel, borderValue=0) > 0
+    dp = cv2.dilate(bp.astype(np.uint8), kernel, borderValue=0) > 0
+    counts = (gt & pred, gt | pred, bp, bp & dg, bg, bg & dp)
+    return tuple(int(np.count_nonzero(c)) for c in counts)
+
+
+def _literal_j_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, ...]:
+    """``(J, precision, recall, F)`` from :func:`_literal_counts`, with DAVIS's empty cases."""
+    inter, union, npred, pred_hit, ng, gt_hit = _literal_counts(gt, pred, r)
+    j = 1.0 if union == 0 else inter / union
     if npred == 0 and ng > 0:
         p, rc = 1.0, 0.0
     elif npred > 0 and ng == 0:
@@ -48,8 +56,8 @@ def _dilation_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, floa
     elif npred == 0 and ng == 0:
         p, rc = 1.0, 1.0
     else:
-        p, rc = (bp & dg).sum() / npred, (bg & dp).sum() / ng
-    return p, rc, (0.0 if p + rc == 0 else 2 * p * rc / (p + rc))
+        p, rc = pred_hit / npred, gt_hit / ng
+    return j, p, rc, (0.0 if p + rc == 0 else 2 * p * rc / (p + rc))
 
 
 def test_constants() -> None:
@@ -106,7 +114,7 @@ def test_fast_boundary_equals_dilation_definition() -> None:
             gt = cv2.dilate(gt.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         r = int(rng.integers(1, 10))
         assert boundary_prf(gt, pred, bound_th=r) == pytest.approx(
-            _dilation_prf(gt, pred, r), abs=0
+            _literal_j_prf(gt, pred, r)[1:], abs=0
         )
 
 
@@ -119,7 +127,7 @@ def test_jaccard_and_boundary_with_void_matches_parts() -> None:
         j, p, r, f = jaccard_and_boundary(gt, pred, void, bound_th=2)
         assert j == jaccard(gt, pred, void)
         assert (p, r, f) == boundary_prf(gt, pred, void, bound_th=2)
-        assert (p, r, f) == pytest.approx(_dilation_prf(gt & ~void, pred & ~void, 2), abs=0)
+        assert (p, r, f) == pytest.approx(_literal_j_prf(gt & ~void, pred & ~void, 2)[1:], abs=0)
 
 
 def test_hausdorff_hand_cases() -> None:
@@ -215,48 +223,6 @@ def test_f_invariant_under_translation_away_from_borders(data) -> None:
     assert boundary_prf(moved_a, moved_b, bound_th=3) == boundary_prf(
         canvas_a, canvas_b, bound_th=3
     )
-
-
-def _literal_boundary(seg: np.ndarray) -> np.ndarray:
-    """DAVIS's seg2bmap for one-to-one sizes, spelled out on the full frame."""
-    right = np.zeros_like(seg)
-    down = np.zeros_like(seg)
-    down_right = np.zeros_like(seg)
-    right[:, :-1] = seg[:, 1:]
-    down[:-1, :] = seg[1:, :]
-    down_right[:-1, :-1] = seg[1:, 1:]
-    b = (seg ^ right) | (seg ^ down) | (seg ^ down_right)
-    b[-1, :] = seg[-1, :] ^ right[-1, :]
-    b[:, -1] = seg[:, -1] ^ down[:, -1]
-    b[-1, -1] = False
-    return b
-
-
-def _literal_counts(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[int, ...]:
-    """The integers behind J and F by the book (full-frame disk dilations): ``(|G & P|,
-    |G | P|, |B_P|, |B_P & dil(B_G)|, |B_G|, |B_G & dil(B_P)|)``."""
-    bg, bp = _literal_boundary(gt), _literal_boundary(pred)
-    d = np.arange(-r, r + 1)
-    kernel = ((d[:, None] ** 2 + d[None, :] ** 2) <= r * r).astype(np.uint8)
-    dg = cv2.dilate(bg.astype(np.uint8), kernel, borderValue=0) > 0
-    dp = cv2.dilate(bp.astype(np.uint8), kernel, borderValue=0) > 0
-    counts = (gt & pred, gt | pred, bp, bp & dg, bg, bg & dp)
-    return tuple(int(np.count_nonzero(c)) for c in counts)
-
-
-def _literal_j_prf(gt: np.ndarray, pred: np.ndarray, r: int) -> tuple[float, ...]:
-    """``(J, precision, recall, F)`` from :func:`_literal_counts`, with DAVIS's empty cases."""
-    inter, union, npred, pred_hit, ng, gt_hit = _literal_counts(gt, pred, r)
-    j = 1.0 if union == 0 else inter / union
-    if npred == 0 and ng > 0:
-        p, rc = 1.0, 0.0
-    elif npred > 0 and ng == 0:
-        p, rc = 0.0, 1.0
-    elif npred == 0 and ng == 0:
-        p, rc = 1.0, 1.0
-    else:
-        p, rc = pred_hit / npred, gt_hit / ng
-    return j, p, rc, (0.0 if p + rc == 0 else 2 * p * rc / (p + rc))
 
 
 @st.composite
