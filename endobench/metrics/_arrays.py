@@ -42,3 +42,16 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
     """Raise a ValueError naming ``what`` when the two masks differ in size."""
     if a.shape != b.shape:
         raise ValueError(f"{what}: size mismatch, ground truth {a.shape} vs prediction {b.shape}")
+
+
+def mask_pair(gt: Any, pred: Any, void: Any | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks as C-contiguous bool arrays of one size, with void pixels set to background."""
+    g = as_mask(gt, "gt")
+    p = as_mask(pred, "pred")
+    check_same_shape(g, p, what)
+    if void is not None:
+        keep = ~as_mask(void, "void")
+        check_same_shape(g, keep, f"{what} void")
+        g = np.ascontiguousarray(g & keep)
+        p = np.ascontiguousarray(p & keep)
+    return g, p

@@ -36,7 +36,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from endobench.metrics._arrays import as_mask, check_same_shape
+from endobench.metrics._arrays import as_mask, mask_pair
 from endobench.metrics.region import box_overlap_counts, union_box
 
 # error_model="numpy": no zero-division checks, which lets the loops vectorise.
@@ -230,19 +230,6 @@ def _prf(n_pred: int, pred_matched: int, n_gt: int, gt_matched: int) -> tuple[fl
     return precision, recall, f
 
 
-def _prepare(gt: Any, pred: Any, void: Any | None) -> tuple[np.ndarray, np.ndarray]:
-    """Both masks as C-contiguous bool arrays with void pixels set to background."""
-    g = as_mask(gt, "gt")
-    p = as_mask(pred, "pred")
-    check_same_shape(g, p, "boundary")
-    if void is not None:
-        keep = ~as_mask(void, "void")
-        check_same_shape(g, keep, "boundary void")
-        g = np.ascontiguousarray(g & keep)
-        p = np.ascontiguousarray(p & keep)
-    return g, p
-
-
 def boundary_prf(
     gt: Any, pred: Any, void: Any | None = None, bound_th: float = DEFAULT_BOUND_TH
 ) -> tuple[float, float, float]:
@@ -253,7 +240,7 @@ def boundary_prf(
     Empty boundaries: prediction only empty -> (1, 0); ground truth only -> (0, 1); both ->
     (1, 1). ``bound_th`` < 1 is a fraction of the diagonal, >= 1 pixels.
     """
-    g, p = _prepare(gt, pred, void)
+    g, p = mask_pair(gt, pred, void, "boundary")
     _, _, n_pred, pred_matched, n_gt, gt_matched = _pair_counts(
         g, p, bound_pixels(g.shape, bound_th)
     )
@@ -275,7 +262,7 @@ def jaccard_and_boundary(
     Same values as :func:`endobench.metrics.jaccard` and :func:`boundary_prf` (``J`` excludes
     void pixels, which is the same as scoring the void-stripped masks).
     """
-    g, p = _prepare(gt, pred, void)
+    g, p = mask_pair(gt, pred, void, "boundary")
     inter, union, n_pred, pred_matched, n_gt, gt_matched = _pair_counts(
         g, p, bound_pixels(g.shape, bound_th)
     )

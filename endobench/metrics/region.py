@@ -13,7 +13,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from endobench.metrics._arrays import as_mask, check_same_shape
+from endobench.metrics._arrays import as_mask, check_same_shape, mask_pair
 
 # error_model="numpy": no zero-division checks, which lets the loops vectorise.
 _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -82,14 +82,7 @@ def jaccard(gt: Any, pred: Any, void: Any | None = None) -> float:
     ``gt``, ``pred``, ``void``: ``H x W`` masks (bool or nonzero = inside; numpy or torch).
     Both empty (union 0 outside void) scores 1.0, as in the DAVIS toolkits.
     """
-    g = as_mask(gt, "gt")
-    p = as_mask(pred, "pred")
-    check_same_shape(g, p, "jaccard")
-    if void is not None:
-        keep = ~as_mask(void, "void")
-        check_same_shape(g, keep, "jaccard void")
-        g = g & keep
-        p = p & keep
+    g, p = mask_pair(gt, pred, void, "jaccard")
     inter, union = overlap_counts(g, p)
     return 1.0 if union == 0 else inter / union
 
