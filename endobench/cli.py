@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 # Sub-command name -> module in endobench.commands exposing ``add_parser(subparsers)``, which
@@ -46,7 +47,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    return run_command(args)
+
+
+BUG_HINT = "this is a bug in endobench; please report it with the traceback above"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed sub-command inside the CLI's one error boundary.
+
+    A :class:`~endobench.errors.UserError` becomes one line on stderr and exit code 2; Ctrl-C
+    becomes one line and exit code 130; anything else is a bug: traceback plus a hint.
+    """
+    from endobench.errors import UserError
+
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"endobench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"endobench {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (`endobench datasets list | head`): not an error.
+        sys.stdout = None  # type: ignore[assignment]  # no flush of the dead pipe at exit
+        return 141
+    except Exception:
+        traceback.print_exc()
+        print(f"endobench {args.command}: {BUG_HINT}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
