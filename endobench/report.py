@@ -307,10 +307,14 @@ def qualitative_figure(
     if not strips:
         return None
     strips = strips[:max_rows]
-    aspect = max(s.shape[1] / s.shape[0] for _, s in strips)
+    # Each strip at its own aspect ratio (a ground-truth row above the predictions doubles its
+    # height), all at one width, plus room for its title.
+    width = min(12.0, max(6.0, 1.6 * max(s.shape[1] / s.shape[0] for _, s in strips)))
+    heights = [width * s.shape[0] / s.shape[1] + 0.3 for _, s in strips]
     fig, axs = plt.subplots(
-        len(strips), 1, figsize=(min(12, 1.6 * aspect), 1.7 * len(strips)), squeeze=False
-    )
+        len(strips), 1, figsize=(width, sum(heights)), squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )  # fmt: skip
     for ax, (label, image) in zip(axs[:, 0], strips, strict=True):
         ax.imshow(image)
         ax.set_title(label, fontsize=8, loc="left")

@@ -90,6 +90,8 @@ def test_explore_notebook_runs_and_its_slider_changes_the_frame(page, lab: Lab) 
     screenshot(page, "01_slider_t5", page.locator(".widget-interact").first)
     screenshot(page, "01_strip", page.locator(".jp-OutputArea-output img").nth(1))
     assert _saved_errors(page, lab, "notebooks/01_explore_data.ipynb") == []
+    # run_dir is relative to the repository root, and the served copy is its own root
+    assert (lab.root / "results" / "notebooks" / "01_explore_data" / "summary.json").is_file()
 
 
 def test_report_notebook_shows_every_figure_and_link(page, lab: Lab) -> None:
