@@ -4,6 +4,7 @@
 writes, into the sweep folder::
 
     report.md                 tables + figures, the page to read
+    report.html               the same page, self-contained (figures embedded, sortable tables)
     results.csv               the tidy results store (one row per run)
     tables/<name>.tex         LaTeX booktabs tables, best value per column in bold
     figures/<name>.png|.pdf   cost/accuracy, Dice per augmentation, stability vs J&F, strips
@@ -33,6 +34,7 @@ from endobench.ablate.plan import RUNS_DIR  # noqa: E402
 from endobench.ablate.run_files import QUALITATIVE_IMAGE  # noqa: E402
 from endobench.ablate.store import load_plan, load_results  # noqa: E402
 from endobench.io_utils import atomic_write_bytes, atomic_write_text  # noqa: E402
+from endobench.report_html import write_html_report  # noqa: E402
 
 SEED_AXIS = "seed"
 
@@ -305,10 +307,14 @@ def qualitative_figure(
     if not strips:
         return None
     strips = strips[:max_rows]
-    aspect = max(s.shape[1] / s.shape[0] for _, s in strips)
+    # Each strip at its own aspect ratio (a ground-truth row above the predictions doubles its
+    # height), all at one width, plus room for its title.
+    width = min(12.0, max(6.0, 1.6 * max(s.shape[1] / s.shape[0] for _, s in strips)))
+    heights = [width * s.shape[0] / s.shape[1] + 0.3 for _, s in strips]
     fig, axs = plt.subplots(
-        len(strips), 1, figsize=(min(12, 1.6 * aspect), 1.7 * len(strips)), squeeze=False
-    )
+        len(strips), 1, figsize=(width, sum(heights)), squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )  # fmt: skip
     for ax, (label, image) in zip(axs[:, 0], strips, strict=True):
         ax.imshow(image)
         ax.set_title(label, fontsize=8, loc="left")
@@ -321,7 +327,8 @@ def qualitative_figure(
 # The report
 # ---------------------------------------------------------------------------------------------
 def write_report(grid_dir: str | Path) -> Path:
-    """Write ``report.md`` (+ tables, figures, results.csv) for the sweep in ``grid_dir``."""
+    """Write ``report.md`` and ``report.html`` (+ tables, figures, results.csv) for the sweep in
+    ``grid_dir``; returns the path of report.md."""
     grid_dir = Path(grid_dir)
     plan = load_plan(grid_dir)
     results = load_results(grid_dir)
@@ -423,7 +430,9 @@ def write_report(grid_dir: str | Path) -> Path:
         ]
 
     lines += _weights_section(done) + _failures_section(results)
-    return atomic_write_text(grid_dir / "report.md", "\n".join(lines).rstrip() + "\n")
+    markdown = atomic_write_text(grid_dir / "report.md", "\n".join(lines).rstrip() + "\n")
+    write_html_report(markdown)
+    return markdown
 
 
 def _short(value: object) -> str:

@@ -1,4 +1,4 @@
-"""Pictures of data and predictions: label colours, mask overlays, contact sheets.
+"""Pictures of data and predictions: label colours, mask overlays, contact sheets, legends.
 
 Everything works on plain uint8 arrays (``H x W x 3`` RGB images, ``H x W`` label maps) and
 returns arrays, so notebooks can show them with matplotlib and the CLI can save them.
@@ -124,13 +124,97 @@ def contact_sheet(
 
 
 def _caption(tile: np.ndarray, text: str) -> None:
-    """Write ``text`` in the tile's top-left corner on a dark band (in place)."""
-    scale = 0.4
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    tile[: th + base + 4, : min(tile.shape[1], tw + 6)] //= 3
+    """Write ``text`` in the tile's top-left corner on a dark band (in place).
+
+    The font grows with the tile (about 1/14 of its height, at least 0.4 of OpenCV's scale) so
+    that captions stay legible when a wide sheet is shrunk to notebook width.
+    """
+    scale = max(0.4, tile.shape[0] / 300)
+    thickness = 1 if scale < 0.8 else 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    tile[: th + base + 6, : min(tile.shape[1], tw + 8)] //= 3
     cv2.putText(
-        tile, text, (3, th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+        tile, text, (4, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+        cv2.LINE_AA,
+    )  # fmt: skip
+
+
+def legend_bar(
+    classes: dict[int, str], width: int, height: int = 28, palette: np.ndarray | None = None
+) -> np.ndarray:
+    """A ``height x width x 3`` uint8 band: one colour swatch and name per class id (id order).
+
+    Swatch ``k`` fills rows ``[6, height - 6)`` and columns ``[x_k + 6, x_k + height - 6)`` with the
+    class colour of :func:`label_colours`; names are white on the dark band (grey 40).
+    """
+    bar = np.full((height, width, 3), 40, dtype=np.uint8)
+    ids = sorted(k for k in classes if k != 0)
+    colours = label_colours(np.array(ids, dtype=np.uint8), palette)
+    scale = max(0.4, height / 60)
+    x = 0
+    for k, colour in zip(ids, colours, strict=True):
+        bar[6 : height - 6, x + 6 : x + height - 6] = colour
+        text = f"{k} {classes[k]}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        cv2.putText(
+            bar, text, (x + height, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+            (255, 255, 255), 1, cv2.LINE_AA,
+        )  # fmt: skip
+        x += height + tw + height // 2
+    return bar
+
+
+def labelled_view(
+    image: np.ndarray,
+    labels: np.ndarray | None,
+    classes: dict[int, str],
+    width: int = 640,
+    palette: np.ndarray | None = None,
+) -> np.ndarray:
+    """One frame with its mask overlaid, scaled to ``width`` pixels at its own aspect ratio,
+    with a :func:`legend_bar` underneath: ``(round(width * H / W) + 28) x width x 3`` uint8.
+    """
+    shown = overlay_mask(image, labels, palette=palette)
+    h, w = shown.shape[:2]
+    tile = fit_tile(shown, (max(1, round(width * h / w)), width))
+    return np.vstack([tile, legend_bar(classes, width, palette=palette)])
+
+
+def comparison_sheet(
+    images: Sequence[np.ndarray],
+    truth: Sequence[np.ndarray | None],
+    predicted: Sequence[np.ndarray],
+    classes: dict[int, str],
+    tile_width: int = 240,
+    captions: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Ground truth (top row) above predictions (bottom row), one column per image, legend below.
+
+    Tiles keep the first image's aspect ratio (``tile_width`` wide); the first tile of each row
+    is captioned ``ground truth`` / ``prediction`` (``captions`` add per-column texts to it).
+    """
+    if not images:
+        raise ValueError("comparison_sheet needs at least one image")
+    if not len(images) == len(truth) == len(predicted):
+        raise ValueError(
+            f"{len(images)} images, {len(truth)} ground-truth and {len(predicted)} predicted masks"
+        )
+    h, w = np.asarray(images[0]).shape[:2]
+    tile_hw = (max(1, round(tile_width * h / w)), tile_width)
+    columns = [str(c) for c in captions] if captions is not None else [""] * len(images)
+    texts = [
+        " ".join(filter(None, [row if i == 0 else "", c]))
+        for row in ("ground truth", "prediction")
+        for i, c in enumerate(columns)
+    ]
+    sheet = contact_sheet(
+        [overlay_mask(im, m) for im, m in zip(images, truth, strict=True)]
+        + [overlay_mask(im, m) for im, m in zip(images, predicted, strict=True)],
+        captions=texts,
+        columns=len(images),
+        tile_hw=tile_hw,
     )
+    return np.vstack([sheet, legend_bar(classes, sheet.shape[1])])
 
 
 def save_image(path: str | Path, image: np.ndarray) -> Path:

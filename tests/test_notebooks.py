@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -55,6 +59,30 @@ def test_notebook_structure(path: Path) -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module.startswith("endobench"):
                 __import__(node.module)  # every library module the notebook uses exists
+
+
+def test_git_filter_strips_outputs_on_add(tmp_path: Path) -> None:
+    """tools/setup-git in a fresh clone: a notebook saved with outputs is staged without them."""
+    clone = tmp_path / "clone"
+    (clone / "tools").mkdir(parents=True)
+    shutil.copy(REPO / "tools" / "setup-git", clone / "tools")
+    shutil.copy(REPO / ".gitattributes", clone)
+    env = {**os.environ, "PYTHON": sys.executable}
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    subprocess.run(["bash", "tools/setup-git"], cwd=clone, check=True, env=env)
+    clean = (REPO / "notebooks" / "01_explore_data.ipynb").read_text(encoding="utf-8")
+    nb = nbformat.reads(clean, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    code[0].outputs = [nbformat.v4.new_output("stream", text="saved output\n")]
+    code[0].execution_count = 7
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nbformat.write(nb, clone / "01.ipynb")
+    subprocess.run(["git", "add", "01.ipynb"], cwd=clone, check=True, env=env)
+    staged = subprocess.run(
+        ["git", "show", ":01.ipynb"], cwd=clone, check=True, capture_output=True, text=True
+    ).stdout
+    assert "saved output" in (clone / "01.ipynb").read_text()  # the work tree keeps them
+    assert staged == clean  # outputs, counts and widget state gone; cell ids kept
 
 
 def _execute(name: str, out_dir: Path, **parameters: object) -> Path:

@@ -175,3 +175,46 @@ def test_report_command_rejects_a_folder_without_plan(
 ) -> None:
     assert main(["report", str(tmp_path)]) == 2
     assert "plan.json: not found" in capsys.readouterr().err
+
+
+def test_html_report_is_self_contained_and_sortable(grid_dir: Path) -> None:
+    import base64
+    import re
+
+    page = (grid_dir / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<title>Report: hand</title>" in page
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == 3  # cost/accuracy, stability, qualitative
+    png = (grid_dir / "figures" / "cost_accuracy.png").read_bytes()
+    assert sources[0] == "data:image/png;base64," + base64.b64encode(png).decode()
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    links = re.findall(r'<a href="([^"]*)"( download="[^"]*")?', page)
+    assert links and all(href.startswith("data:") for href, _ in links)  # csv, tex, pdf, traceback
+    csv = (grid_dir / "results.csv").read_bytes()
+    assert (
+        "data:text/csv;base64," + base64.b64encode(csv).decode(),
+        ' download="results.csv"',
+    ) in links
+    assert (
+        "<th>backbone</th>" in page
+        and "<td><strong>0.850 ± 0.050</strong></td>"
+        in page.replace(' style="text-align:right"', "")
+    )
+    assert 'addEventListener("click"' in page  # header click sorts
+
+
+def test_embed_leaves_external_missing_and_outside_links(tmp_path: Path) -> None:
+    from endobench.report_html import embed_local_files
+
+    (tmp_path / "a.txt").write_text("hi")
+    body = (
+        '<a href="a.txt">a</a> <a href="https://x.org">x</a> <img src="missing.png"> '
+        '<a href="../outside.txt">o</a> <a href="#top">t</a>'
+    )
+    (tmp_path.parent / "outside.txt").write_text("no")
+    out = embed_local_files(body, tmp_path)
+    assert out == (
+        '<a href="data:text/plain;base64,aGk=" download="a.txt">a</a> <a href="https://x.org">x</a> '
+        '<img src="missing.png"> <a href="../outside.txt">o</a> <a href="#top">t</a>'
+    )
+    assert embed_local_files('<a href="a.txt">a</a>', tmp_path, limit=1) == '<a href="a.txt">a</a>'

@@ -7,7 +7,16 @@ import pytest
 from PIL import Image
 
 from endobench.data import davis_palette
-from endobench.viz import contact_sheet, fit_tile, label_colours, overlay_mask, save_image
+from endobench.viz import (
+    comparison_sheet,
+    contact_sheet,
+    fit_tile,
+    label_colours,
+    labelled_view,
+    legend_bar,
+    overlay_mask,
+    save_image,
+)
 
 
 def test_label_colours_use_davis_palette_and_white_void():
@@ -52,3 +61,45 @@ def test_contact_sheet_grid_and_save(tmp_path):
     assert np.array_equal(np.asarray(Image.open(path)), sheet)
     with pytest.raises(ValueError, match="at least one image"):
         contact_sheet([])
+
+
+def test_legend_bar_swatches_in_class_colours():
+    bar = legend_bar({0: "background", 1: "polyp", 2: "instrument"}, width=400, height=28)
+    assert bar.shape == (28, 400, 3)
+    palette = davis_palette()
+    assert bar[14, 14].tolist() == palette[1].tolist()  # first swatch: columns 6..22
+    assert bar[3, 14].tolist() == [40, 40, 40]  # band above the swatch
+    second = [x for x in range(30, 400) if bar[14, x].tolist() == palette[2].tolist()]
+    assert len(second) == 16 and second == list(range(second[0], second[0] + 16))  # 28 - 2 * 6
+
+
+def test_labelled_view_keeps_aspect_and_adds_legend():
+    image = np.full((128, 160, 3), 100, np.uint8)
+    labels = np.zeros((128, 160), np.uint8)
+    labels[:, 80:] = 1
+    view = labelled_view(image, labels, {1: "polyp"}, width=640)
+    assert view.shape == (512 + 28, 640, 3)  # 640 * 128 / 160 = 512, legend 28
+    assert view[256, 100].tolist() == [100, 100, 100]
+    assert view[256, 500].tolist() == [114, 50, 50]  # blended polyp colour, upscaled
+
+
+def test_comparison_sheet_puts_truth_above_prediction():
+    images = [np.full((60, 80, 3), 100, np.uint8)] * 2
+    truth = [np.ones((60, 80), np.uint8)] * 2
+    predicted = [np.zeros((60, 80), np.uint8)] * 2
+    sheet = comparison_sheet(images, truth, predicted, {1: "polyp"}, tile_width=80)
+    gap = 4
+    assert sheet.shape == (2 * 60 + 3 * gap + 28, 2 * 80 + 3 * gap, 3)
+    assert sheet[gap + 50, gap + 40].tolist() == [114, 50, 50]  # ground truth row: polyp
+    assert sheet[2 * gap + 60 + 50, gap + 40].tolist() == [100, 100, 100]  # prediction: nothing
+    with pytest.raises(ValueError, match="2 images, 1 ground-truth"):
+        comparison_sheet(images, truth[:1], predicted, {1: "polyp"})
+
+
+def test_captions_grow_with_the_tile():
+    small = contact_sheet([np.zeros((8, 8, 3), np.uint8)], captions=["t=1"], tile_hw=(60, 80))
+    large = contact_sheet([np.zeros((8, 8, 3), np.uint8)], captions=["t=1"], tile_hw=(480, 640))
+    # caption text pixels are white-ish; the large tile's text covers more rows
+    rows_small = np.unique(np.nonzero(small.max(axis=2) > 200)[0]).size
+    rows_large = np.unique(np.nonzero(large.max(axis=2) > 200)[0]).size
+    assert rows_large >= 3 * rows_small > 0
