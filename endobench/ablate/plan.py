@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from endobench.ablate.grid import GridConfig, GridConfigError, expand_grid, run_id
+from endobench.ablate.identity import IdentityResolver, digest
 
 RUNS_DIR = "runs"
 GRID_FILE = "grid.yaml"
@@ -32,6 +33,7 @@ class StageTask:
     params: dict[str, Any]
     record: dict[str, Any]  # written to params.json (the full run for the last stage)
     upstream: tuple[Path, ...] = ()
+    identity: dict[str, Any] = field(default_factory=dict)  # see endobench.ablate.identity
 
     @property
     def key(self) -> str:
@@ -129,6 +131,7 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
         )
 
     plan = SweepPlan(grid=grid, grid_dir=grid_dir, runs=[], stage_params=stage_params)
+    resolver = IdentityResolver()
     for params in expand_grid(grid):
         rid = run_id(params)
         tasks: list[StageTask] = []
@@ -150,16 +153,27 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
                     {"stage": stage.name, "params": given, "after": [t.stage_id for t in tasks]}
                 )
             )
+            key = f"{stage.name}-{sid}"
+            if key in plan.tasks:  # shared with an earlier run: same inputs, same identity
+                task = plan.tasks[key]
+                by_name[stage.name] = task
+                tasks.append(task)
+                continue
+            notebook = grid.notebook_path(stage)
+            identity = resolver.stage(
+                notebook, {**given, **inputs}, [digest(t.identity) for t in tasks]
+            )
             task = StageTask(
                 stage=stage.name,
                 stage_id=sid,
-                notebook=grid.notebook_path(stage),
+                notebook=notebook,
                 out_dir=grid_dir / _stage_dir(stage.name, stage.dir, last) / sid,
                 params={**given, **inputs},
                 record=params if last else {**given, **inputs},
                 upstream=tuple(t.out_dir for t in tasks),
+                identity=identity,
             )
-            task = plan.tasks.setdefault(task.key, task)
+            plan.tasks[task.key] = task
             by_name[stage.name] = task
             tasks.append(task)
         plan.runs.append(PlannedRun(run_id=rid, params=params, tasks=tasks))
