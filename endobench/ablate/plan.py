@@ -6,6 +6,10 @@ stage's id hashes exactly what it receives, so runs that differ only in paramete
 stages (e.g. the keyframe policy) share one upstream folder: a 3-policy sweep trains each model
 once, under ``results/<grid>/<stage dir>/<stage_id>/``. The last stage of run ``r`` writes into
 ``results/<grid>/runs/<run_id(r)>/``.
+
+Planning validates every task's parameters (``endobench.ablate.stage_params``) and computes its
+identity (``endobench.ablate.identity``), so a bad value or an unknown dataset stops the sweep
+before any kernel starts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from endobench.ablate.grid import GridConfig, GridConfigError, expand_grid, run_id
 from endobench.ablate.identity import IdentityResolver, digest
+from endobench.ablate.stage_params import validate_stage_params
 
 RUNS_DIR = "runs"
 GRID_FILE = "grid.yaml"
@@ -90,6 +95,11 @@ class SweepPlan:
         }
 
 
+def _describe(grid: GridConfig, params: dict[str, Any]) -> str:
+    """``backbone=resnet50, policy=first``: the axis values of a run."""
+    return ", ".join(f"{k}={params[k]}" for k in grid.axes) or "the only run"
+
+
 def _stage_dir(name: str, dir_name: str | None, last: bool) -> str:
     return RUNS_DIR if last else (dir_name or name)
 
@@ -160,6 +170,11 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
                 tasks.append(task)
                 continue
             notebook = grid.notebook_path(stage)
+            validate_stage_params(
+                notebook,
+                {**resolver.notebook(notebook)[1], **given, **inputs},
+                f"{where}: run {rid} ({_describe(grid, params)}), stage {stage.name}",
+            )
             identity = resolver.stage(
                 notebook, {**given, **inputs}, [digest(t.identity) for t in tasks]
             )

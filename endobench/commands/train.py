@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from endobench.augment import preset_names
-from endobench.errors import UserError
+from endobench.errors import UserError, validation_message
 from endobench.safe_yaml import load_yaml_file, load_yaml_text
 
 # Command-line flag (argparse dest) -> TrainConfig field.
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig.model_validate(fields)
     except ValidationError as exc:
-        raise UserError(f"training configuration ({where}): {validation_line(exc)}") from None
+        raise UserError(f"training configuration ({where}): {validation_message(exc)}") from None
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, expected a folder for the checkpoints")
@@ -148,14 +148,3 @@ def run(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, indent=2))
     return 0
-
-
-def validation_line(exc: ValidationError) -> str:
-    """One line for a pydantic error: ``field 'epochs': value 'ten': <what is allowed>``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
-        value = "" if err["type"] in ("missing", "extra_forbidden") else f"value {err['input']!r}: "
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"field '{loc}': {value}{msg}".replace("Value error, ", ""))
-    return "; ".join(parts)
