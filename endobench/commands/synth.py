@@ -14,7 +14,6 @@ from tqdm import tqdm
 from endobench.data.label_png import write_palette_png
 from endobench.data.synthetic import SyntheticConfig, generate_clip
 from endobench.errors import UserError, validation_message
-from endobench.errors import validation_message
 from endobench.io_utils import atomic_write_bytes
 
 DAVIS_RESOLUTION = "480p"  # the DAVIS folder name, kept whatever the frame size
