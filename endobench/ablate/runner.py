@@ -101,19 +101,38 @@ def reuse_problem(task: StageTask) -> str | None:
 
     A result is reused when its status is ``done``, its recorded identity equals the task's
     (same parameters, notebook code, dataset entries and files, weights, endobench version,
-    upstream stages) and every output file still has its recorded sha256.
+    upstream stages), every output file still has its recorded sha256, and every upstream
+    stage still has the outputs this one consumed.
     """
     status = rf.read_status(task.out_dir)
     if status != rf.DONE:
         return f"it is {status}"
-    try:
-        info = json.loads((task.out_dir / rf.RUN_INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    info = _run_info(task.out_dir)
+    if not info:
         return f"{rf.RUN_INFO_FILE} is missing or unreadable"
     changed = changed_parts(info.get("identity"), task.identity)
     if changed:
         return f"its inputs changed ({', '.join(changed)})"
-    return rf.output_problem(task.out_dir, info.get("outputs"))
+    problem = rf.output_problem(task.out_dir, info.get("outputs"))
+    if problem:
+        return problem
+    consumed = info.get("upstream_outputs", {})
+    for path in task.upstream:
+        if consumed.get(str(path)) != _outputs_digest(path):
+            return f"upstream stage {path.parent.name}/{path.name} has new outputs"
+    return None
+
+
+def _run_info(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / rf.RUN_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _outputs_digest(out_dir: Path) -> str:
+    """Digest of the output checksums a finished stage recorded (what downstream consumed)."""
+    return digest(_run_info(out_dir).get("outputs"))
 
 
 def _is_interrupt(err: BaseException) -> bool:
@@ -132,8 +151,8 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
     out = task.out_dir
     start = time.perf_counter()
     with _locked(out):
-        if reuse_problem(task) is None:
-            return StageOutcome(task.key, SKIPPED, 0.0, "done by another sweep")
+        if reuse_problem(task) is None:  # e.g. done by another sweep, or upstream unchanged
+            return StageOutcome(task.key, SKIPPED, 0.0, "its result is valid")
         rf.clear_outputs(out)
         info = {
             "stage": task.stage,
@@ -143,6 +162,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
             "identity": task.identity,
             "identity_sha256": digest(task.identity),
             "upstream": [str(p) for p in task.upstream],
+            "upstream_outputs": {str(p): _outputs_digest(p) for p in task.upstream},
             "code": code_version(),
             "host": socket.gethostname(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -240,8 +260,9 @@ class Todo:
 
 
 def tasks_to_execute(plan: SweepPlan, rerun_failed: bool = False) -> Todo:
-    """Tasks to execute: not done, not reusable (inputs changed, outputs corrupt), downstream
-    of one that executes, or failed with ``rerun_failed``; failed ones are otherwise kept.
+    """Tasks to execute: not done, not reusable (inputs changed, outputs corrupt), or failed
+    with ``rerun_failed`` (failed ones are otherwise kept); plus the done tasks downstream of
+    one that executes, which run after it only if its outputs then differ from those they used.
     """
     todo: list[StageTask] = []
     reasons: dict[str, str] = {}
@@ -259,12 +280,8 @@ def tasks_to_execute(plan: SweepPlan, rerun_failed: bool = False) -> Todo:
                 failed_kept += 1
                 continue
             problem = f"its inputs changed since it failed ({', '.join(changed)})"
-        if status in (rf.DONE, rf.FAILED):
-            reasons[task.key] = problem or (
-                f"upstream stage {upstream[0].parent.name}/{upstream[0].name} executes again"
-                if upstream
-                else "--rerun-failed"
-            )
+        if problem or (status == rf.FAILED and not upstream):
+            reasons[task.key] = problem or "--rerun-failed"
         todo.append(task)
         executing.add(task.out_dir)
     return Todo(todo, reasons, failed_kept)
