@@ -327,16 +327,18 @@ def run_sweep(
     rerun_failed: bool = False,
     progress: bool = True,
     options: StageOptions | None = None,
+    plan: SweepPlan | None = None,
 ) -> SweepResult:
     """Run every task of ``grid`` under ``results_root/<grid.name>/`` that has no valid result.
 
     workers: 1 runs in this process; more start a Dask LocalCluster with that many workers;
     scheduler: address of an existing Dask scheduler (``workers`` is then ignored). Prints one
     line per result executed again (and why) and "N runs already done, M to run". Ctrl-C marks
-    the tasks in flight ``interrupted`` and raises :class:`SweepInterrupted`.
+    the tasks in flight ``interrupted`` and raises :class:`SweepInterrupted`. ``plan``: the
+    result of ``plan_sweep(grid, results_root)`` when the caller has it already.
     """
     options = options or StageOptions(kernel=grid.kernel, cwd=str(Path.cwd()))
-    plan = plan_sweep(grid, results_root)
+    plan = plan or plan_sweep(grid, results_root)
     todo = tasks_to_execute(plan, rerun_failed)
     say = partial(tqdm.write, file=sys.stderr) if progress else _silent
     executor = _open_executor(scheduler, workers)

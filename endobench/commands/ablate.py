@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             f"--results {args.results}: {existing} is a file, expected a folder for the results"
         )
     if args.workers is None:
-        args.workers = default_workers()
+        args.workers = 1 if args.scheduler else default_workers()  # (imports torch)
     grid = load_grid(args.config)
     plan = plan_sweep(grid, args.results)  # validates every run: nothing runs on a bad value
     if args.dry_run:
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_sweep(
         grid,
         args.results,
+        plan=plan,
         workers=args.workers,
         scheduler=args.scheduler,
         rerun_failed=args.rerun_failed,
