@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -176,3 +180,39 @@ def test_data_fingerprint_follows_file_list_sizes_and_mtimes(tmp_path: Path) -> 
     assert data_fingerprint(tmp_path) not in (first, touched)  # size alone changes it
     (tmp_path / "clip" / "00001.jpg").write_bytes(b"")
     assert len({first, touched, data_fingerprint(tmp_path)}) == 3
+
+
+def test_ctrl_c_marks_the_notebook_in_flight_interrupted_in_one_line(tmp_path: Path) -> None:
+    """SIGINT to `endobench ablate` while a notebook runs: exit 130, one line, status file."""
+    started = tmp_path / "started"
+    notebook(
+        tmp_path / "slow.ipynb",
+        'run_dir = ""\nstarted = ""',
+        "import time\nfrom pathlib import Path\nPath(started).touch()\ntime.sleep(120)",
+    )
+    grid = {"name": "slow", "stages": [{"name": "slow", "notebook": "slow.ipynb"}],
+            "fixed": {"started": str(started)}}  # fmt: skip
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(grid))
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.Popen(
+        [bin_dir / "endobench", "ablate", str(tmp_path / "g.yaml"), "--workers", "1",
+         "--results", str(tmp_path / "results")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the notebook never started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert last.startswith("endobench ablate: interrupted: 1 notebook(s) in flight marked ")
+    (run_dir,) = (tmp_path / "results" / "slow" / "runs").iterdir()
+    assert rf.read_status(run_dir) == rf.INTERRUPTED
+    assert f"(e.g. {run_dir})" in last

@@ -217,6 +217,18 @@ def test_run_folders_hold_params_outputs_status_and_provenance(sweep: dict) -> N
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))
 
 
+def test_plain_rerun_with_failed_runs_hints_at_rerun_failed(
+    sweep: dict, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["ablate", str(sweep["grid"].source), "--results", str(sweep["results"]), "--no-report"]
+    assert main([*argv, "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "g22: 3 runs already done, 0 to run (train 0, track 0)" in captured.err
+    assert "1 failed notebook(s) are not executed again; add --rerun-failed" in captured.err
+    assert "(failed runs are kept; add --rerun-failed to execute them again)" in captured.out
+    assert executed(sweep["root"], "g22") == []
+
+
 def test_dry_run_prints_the_table_without_executing(
     sweep: dict, capsys: pytest.CaptureFixture
 ) -> None:
@@ -282,7 +294,9 @@ def test_changed_notebook_code_executes_its_runs_again_saved_outputs_do_not(swee
         todo = runner.tasks_to_execute(plan_sweep(grid, sweep["results"]))
     finally:
         notebook.write_bytes(original)
-    reasons = {t.params["policy"] + "/" + t.params["backbone"]: todo.reasons[t.key] for t in todo.tasks}
+    reasons = {
+        t.params["policy"] + "/" + t.params["backbone"]: todo.reasons[t.key] for t in todo.tasks
+    }
     assert reasons == {  # every track, none of the trainings
         "every/alpha": "its inputs changed (notebook code)",
         "first/alpha": "its inputs changed (notebook code)",

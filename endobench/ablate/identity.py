@@ -142,11 +142,12 @@ class IdentityResolver:
             sha = self.file_sha256(path) if path.is_file() else "missing"
             return {"file": str(path.resolve()), "sha256": sha}
         if params.get(PRETRAINED_PARAM) is True and params.get(BACKBONE_PARAM):
-            return {"hub": str(params[BACKBONE_PARAM]), "sha256": self._hub_sha256(params)}
+            hub_id, sha = self._hub_weights(params)
+            return {"backbone": str(params[BACKBONE_PARAM]), "hub": hub_id, "sha256": sha}
         return None
 
-    def _hub_sha256(self, params: dict[str, Any]) -> str | None:
-        """sha256 of the cached Hub weights of the backbone, None when not cached (or unknown)."""
+    def _hub_weights(self, params: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(Hub repo, sha256 of its cached weights file); None for what is unknown / not cached."""
         try:
             import timm
             from huggingface_hub import try_to_load_from_cache
@@ -157,12 +158,12 @@ class IdentityResolver:
             spec = BACKBONES[str(params[BACKBONE_PARAM])]
             hub_id = timm.models.get_pretrained_cfg(spec.timm_name).hf_hub_id
         except (KeyError, AttributeError, ImportError, RuntimeError):
-            return None
+            return None, None
         for filename in HUB_FILENAMES:
             cached = try_to_load_from_cache(hub_id, filename)
             if isinstance(cached, str):
-                return self.file_sha256(Path(cached))
-        return None
+                return hub_id, self.file_sha256(Path(cached))
+        return hub_id, None
 
     def stage(
         self,
