@@ -34,7 +34,11 @@ FORMAT = "endobench.train.checkpoint/1"
 
 
 class CheckpointError(UserError, ValueError):
-    """A checkpoint file is missing, unreadable, or does not fit the model; names the file."""
+    """A checkpoint file is unreadable or does not fit the model; names the file and why."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint file does not exist."""
 
 
 def model_state(model: SegNet) -> dict[str, torch.Tensor]:
@@ -118,7 +122,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, expected a .pt file")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch's message names no file and rarely the cause

@@ -114,7 +114,7 @@ CASES = {
     "train weights from a text file": (
         ["train", "--config", "{tmp}/c.yaml", "--weights", "{tmp}/w.pth", "--out", "{tmp}/o"],
         {"c.yaml": TINY_TRAIN.replace("pretrained: false\n", ""), "w.pth": "not weights"},
-        "weights file {tmp}/w.pth: a text file (11 bytes), not a torch file",
+        "weights file {tmp}/w.pth: cannot be read with torch.load(weights_only=True): a text file (11 bytes)",
     ),
     # ablate
     "ablate results is a file": (

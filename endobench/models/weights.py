@@ -39,7 +39,11 @@ class WeightsUnavailableError(UserError, RuntimeError):
 
 
 class WeightsFileError(UserError, ValueError):
-    """A local weights file is missing, unreadable or does not fit the backbone; names the file."""
+    """A local weights file is unreadable or does not fit the backbone; names the file and why."""
+
+
+class WeightsFileNotFoundError(WeightsFileError, FileNotFoundError):
+    """A local weights file does not exist."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsFileError(f"weights file {path} does not exist")
+        raise WeightsFileNotFoundError(f"weights file {path} does not exist")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -87,9 +91,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # loader errors carry no file name; add it and the cause
+        loader = "safetensors" if path.suffix == ".safetensors" else "torch.load(weights_only=True)"
         raise WeightsFileError(
-            f"weights file {path}: {unreadable_cause(path, err)}; expected a state dict of "
-            "tensors (.pth/.pt/.bin) or a .safetensors file"
+            f"weights file {path}: cannot be read with {loader}: {unreadable_cause(path, err)}; "
+            "expected a state dict of tensors (.pth/.pt/.bin) or a .safetensors file"
         ) from None
     while isinstance(state, dict):
         wrapper = next((k for k in _WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
