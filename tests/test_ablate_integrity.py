@@ -158,7 +158,7 @@ def test_plain_rerun_repairs_a_truncated_checkpoint_and_a_deleted_summary(
     assert f"executing {key} again: best.pt does not match its recorded sha256" in err
     track_b = tasks[("track", "b")].key
     assert f"executing {track_b} again: summary.json is missing" in err
-    assert "g: 0 runs already done, 2 to run (train 1, track 2)" in err
+    assert "g: 0 runs already done, 2 to run (train 1, track 2 notebooks)" in err
     assert best.read_bytes() == b"weights of a " * 64
     assert (
         tasks_to_execute(plan_sweep(load_grid(sweep["grid"]), sweep["root"] / "results")).tasks

@@ -223,7 +223,7 @@ def test_plain_rerun_with_failed_runs_hints_at_rerun_failed(
     argv = ["ablate", str(sweep["grid"].source), "--results", str(sweep["results"]), "--no-report"]
     assert main([*argv, "--workers", "1"]) == 1
     captured = capsys.readouterr()
-    assert "g22: 3 runs already done, 0 to run (train 0, track 0)" in captured.err
+    assert "g22: 3 runs already done, 0 to run (train 0, track 0 notebooks)" in captured.err
     assert "1 failed notebook(s) are not executed again; add --rerun-failed" in captured.err
     assert "(failed runs are kept; add --rerun-failed to execute them again)" in captured.out
     assert executed(sweep["root"], "g22") == []

@@ -349,9 +349,12 @@ def run_sweep(
             if task.key in todo.reasons:
                 say(f"executing {task.key} again: {todo.reasons[task.key]}")
         runs_todo = {r.run_id for r in plan.runs if any(t in todo.tasks for t in r.tasks)}
+        done = sum(
+            r.run_id not in runs_todo and rf.read_status(r.run_dir) == rf.DONE for r in plan.runs
+        )
         say(
-            f"{grid.name}: {len(plan.runs) - len(runs_todo)} runs already done, "
-            f"{len(runs_todo)} to run ({_per_stage(todo.tasks, grid)})"
+            f"{grid.name}: {done} runs already done, {len(runs_todo)} to run "
+            f"({_per_stage(todo.tasks, grid)} notebooks)"
         )
         if todo.failed_kept:
             say(
