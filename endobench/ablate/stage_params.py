@@ -62,7 +62,7 @@ class TrackParams(BaseModel):
     dataset: str = "synthetic"
     eval_split: str | None = None
     eval_overrides: dict[str, Any] | None = None
-    max_clips: int = Field(2, ge=1)
+    max_clips: int | None = Field(2, ge=1)  # None: every clip
     checkpoint: str = ""
     keyframe_source: Literal["gt", "model"] = "gt"
     propagation: str = "flow:dis"
