@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,3 +217,10 @@ def test_ctrl_c_marks_the_notebook_in_flight_interrupted_in_one_line(tmp_path: P
     (run_dir,) = (tmp_path / "results" / "slow" / "runs").iterdir()
     assert rf.read_status(run_dir) == rf.INTERRUPTED
     assert f"(e.g. {run_dir})" in last
+
+
+def test_a_moved_results_folder_is_reused_as_it_is(sweep: dict, tmp_path: Path) -> None:
+    """Identity holds upstream folders relative to the sweep: moving results/ re-runs nothing."""
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(sweep["root"] / "results", moved)
+    assert tasks_to_execute(plan_sweep(load_grid(sweep["grid"]), moved)).tasks == []

@@ -175,8 +175,10 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
                 {**resolver.notebook(notebook)[1], **given, **inputs},
                 f"{where}: run {rid} ({_describe(grid, params)}), stage {stage.name}",
             )
+            # Inputs enter the identity relative to the sweep folder: moving results/ keeps it.
+            relative = {k: str(Path(v).relative_to(grid_dir)) for k, v in inputs.items()}
             identity = resolver.stage(
-                notebook, {**given, **inputs}, [digest(t.identity) for t in tasks]
+                notebook, {**given, **relative}, [digest(t.identity) for t in tasks]
             )
             task = StageTask(
                 stage=stage.name,

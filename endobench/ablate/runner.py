@@ -118,8 +118,8 @@ def reuse_problem(task: StageTask) -> str | None:
         return problem
     consumed = info.get("upstream_outputs", {})
     for path in task.upstream:
-        if consumed.get(str(path)) != _outputs_digest(path):
-            return f"upstream stage {path.parent.name}/{path.name} has new outputs"
+        if consumed.get(_stage_name(path)) != _outputs_digest(path):
+            return f"upstream stage {_stage_name(path)} has new outputs"
     return None
 
 
@@ -128,6 +128,11 @@ def _run_info(out_dir: Path) -> dict:
         return json.loads((out_dir / rf.RUN_INFO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _stage_name(out_dir: Path) -> str:
+    """``<stage dir>/<stage id>``: an upstream folder's name within its sweep folder."""
+    return f"{out_dir.parent.name}/{out_dir.name}"
 
 
 def _outputs_digest(out_dir: Path) -> str:
@@ -162,7 +167,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
             "identity": task.identity,
             "identity_sha256": digest(task.identity),
             "upstream": [str(p) for p in task.upstream],
-            "upstream_outputs": {str(p): _outputs_digest(p) for p in task.upstream},
+            "upstream_outputs": {_stage_name(p): _outputs_digest(p) for p in task.upstream},
             "code": code_version(),
             "host": socket.gethostname(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
