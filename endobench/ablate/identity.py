@@ -3,7 +3,8 @@
 A finished stage is reused only while its identity is unchanged. The identity of a stage task is
 a JSON dict with:
 
-- ``params``: the grid parameters the notebook receives (and its inputs, i.e. upstream folders);
+- ``params``: the grid parameters the notebook receives, and its inputs (files of upstream
+  stages) relative to the sweep folder, so a moved ``results/`` keeps every identity;
 - ``notebook``: sha256 of the notebook's code cells (their source only: outputs, execution
   counts and metadata are left out, so running and saving a notebook in JupyterLab changes
   nothing, while editing a line of code does);
@@ -20,7 +21,9 @@ a JSON dict with:
 
 The run folder's name is still the hash of the run's parameters (``run_id``), so a changed input
 re-executes the run in place, and a plain rerun after changing, say, one dataset's entry in
-``datasets.yaml`` re-executes exactly the runs that read that dataset.
+``datasets.yaml`` re-executes exactly the runs that read that dataset. Besides the identity,
+run.json records the sha256 of every output file, and a downstream stage the digest of the
+upstream outputs it consumed; ``endobench.ablate.runner.reuse_problem`` checks all three.
 """
 
 from __future__ import annotations

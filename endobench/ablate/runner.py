@@ -1,8 +1,11 @@
 """Run a sweep: execute every stage task of a plan with papermill, resumably and in parallel.
 
-``run_sweep`` skips tasks whose folder says ``done`` (resume), skips ``failed`` ones unless
-asked to rerun them, records a failure (traceback, partial notebook) without stopping the
-others, and shows a progress bar. ``execute_stage`` is the unit of work a worker runs.
+``run_sweep`` reuses tasks whose folder is ``done`` and verifies (same identity, outputs with
+their recorded sha256: ``reuse_problem``), executes the others again saying why in one line,
+skips ``failed`` ones unless asked to rerun them (or their inputs changed), records a failure
+(traceback, partial notebook) without stopping the others, marks the tasks in flight
+``interrupted`` on Ctrl-C, and shows a progress bar counting notebooks per stage.
+``execute_stage`` is the unit of work a worker runs.
 """
 
 from __future__ import annotations
