@@ -25,11 +25,20 @@ from typing import Any
 
 import torch
 
-from endobench.io_utils import atomic_write_bytes
+from endobench.errors import UserError
+from endobench.io_utils import atomic_write_bytes, unreadable_cause
 from endobench.models import SegNet
 from endobench.models.weights import state_sha256
 
 FORMAT = "endobench.train.checkpoint/1"
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file is unreadable or does not fit the model; names the file and why."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint file does not exist."""
 
 
 def model_state(model: SegNet) -> dict[str, torch.Tensor]:
@@ -47,16 +56,18 @@ def restore_model_state(model: SegNet, state: dict[str, torch.Tensor], source: s
     own = model.state_dict()
     unknown = sorted(set(state) - set(own))
     if unknown:
-        raise ValueError(
+        raise CheckpointError(
             f"{source}: stored tensors {unknown[:5]} do not exist in the rebuilt model "
             f"({model.backbone.name} + {type(model.head).__name__}); was it saved by another version?"
         )
     missing_head = sorted(k for k in own if k.startswith("head.") and k not in state)
     if missing_head:
-        raise ValueError(f"{source}: head tensors {missing_head[:5]} missing from the checkpoint")
+        raise CheckpointError(
+            f"{source}: head tensors {missing_head[:5]} missing from the checkpoint"
+        )
     for key, value in state.items():
         if own[key].shape != value.shape:
-            raise ValueError(
+            raise CheckpointError(
                 f"{source}: tensor {key} has shape {tuple(value.shape)}, the rebuilt model expects "
                 f"{tuple(own[key].shape)}"
             )
@@ -72,10 +83,18 @@ def check_weights_provenance(
     stored :func:`state_sha256` of the initial backbone (checked for random-init backbones).
     """
     current = model.backbone.weights.to_dict()
+    for key in ("name", "model_kwargs"):
+        if stored.get(key) != current.get(key):
+            raise CheckpointError(
+                f"{source}: trained with backbone {stored.get('name')} "
+                f"(model_kwargs {stored.get('model_kwargs')}), but the model rebuilt now is "
+                f"{current.get('name')} (model_kwargs {current.get('model_kwargs')}); use the "
+                "backbone the checkpoint was trained with"
+            )
     if stored.get("source") == "random-init":
         rebuilt = state_sha256(model.backbone)
         if backbone_sha256 != rebuilt:
-            raise ValueError(
+            raise CheckpointError(
                 f"{source}: the random-init backbone rebuilt from the run's seed has tensors "
                 f"sha256={rebuilt}, the checkpoint recorded {backbone_sha256}; a different "
                 "torch / timm version initialises differently, so use the versions it was "
@@ -83,7 +102,7 @@ def check_weights_provenance(
             )
         return
     if stored.get("sha256") != current.get("sha256"):
-        raise ValueError(
+        raise CheckpointError(
             f"{source}: trained with backbone weights sha256={stored.get('sha256')} "
             f"({stored.get('path')}), but the weights found now have sha256={current.get('sha256')} "
             f"({current.get('path')}); provide the original weights file"
@@ -100,12 +119,19 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict at ``path``, loaded with ``weights_only=True`` and its format checked."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, expected a .pt file")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch's message names no file and rarely the cause
+        raise CheckpointError(
+            f"checkpoint {path}: {unreadable_cause(path, err)}; delete it and train again"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: not an endobench training checkpoint (format {found!r}, expected {FORMAT!r})"
         )
     return payload

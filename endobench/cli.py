@@ -66,8 +66,9 @@ def run_command(args: argparse.Namespace) -> int:
     except UserError as err:
         print(f"endobench {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"endobench {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        detail = f": {err}" if str(err) else ""
+        print(f"endobench {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader of our stdout went away (`endobench datasets list | head`): not an error.

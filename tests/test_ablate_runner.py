@@ -129,7 +129,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     runner.execute_stage = interrupting
     try:
-        with pytest.raises(Interrupt):
+        with pytest.raises(runner.SweepInterrupted, match="1 notebook.s. in flight marked interr"):
             run_sweep(grid, results, progress=False)
     finally:
         runner.execute_stage = real
@@ -152,9 +152,9 @@ def test_interrupted_sweep_executed_three_notebooks(sweep: dict) -> None:
     assert sweep["interrupted"] == ["track alpha first", "train alpha", "train beta"]
     assert sorted(sweep["interrupted_statuses"].values()) == [
         "done",
+        "interrupted",
         "pending",
         "pending",
-        "running",
     ]
 
 
@@ -217,6 +217,18 @@ def test_run_folders_hold_params_outputs_status_and_provenance(sweep: dict) -> N
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))
 
 
+def test_plain_rerun_with_failed_runs_hints_at_rerun_failed(
+    sweep: dict, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["ablate", str(sweep["grid"].source), "--results", str(sweep["results"]), "--no-report"]
+    assert main([*argv, "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "g22: 3 runs already done, 0 to run (train 0, track 0 notebooks)" in captured.err
+    assert "1 failed notebook(s) are not executed again; add --rerun-failed" in captured.err
+    assert "(failed runs are kept; add --rerun-failed to execute them again)" in captured.out
+    assert executed(sweep["root"], "g22") == []
+
+
 def test_dry_run_prints_the_table_without_executing(
     sweep: dict, capsys: pytest.CaptureFixture
 ) -> None:
@@ -264,24 +276,35 @@ def test_failed_shared_stage_fails_its_runs_with_the_root_cause(tmp_path: Path) 
     assert run_tb.startswith(f"upstream stage {tmp_path / 'results' / 'up' / 'checkpoints'}")
 
 
-def test_done_runs_of_a_changed_notebook_are_reported_stale(sweep: dict) -> None:
+def test_changed_notebook_code_executes_its_runs_again_saved_outputs_do_not(sweep: dict) -> None:
+    """Identity holds the code cells only: outputs saved by JupyterLab change nothing."""
     grid = sweep["grid"]
     notebook = grid.notebook_path(grid.stages[1])
     original = notebook.read_bytes()
-    plan = plan_sweep(grid, sweep["results"])
-    assert runner.stale_tasks(plan) == []
+    assert runner.tasks_to_execute(plan_sweep(grid, sweep["results"])).tasks == []
     nb = nbformat.read(notebook, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell("print('changed')"))
     try:
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="saved output\n")]
+        nb.cells[1].execution_count = 7
+        nb.metadata["widgets"] = {"state": {}}
         nbformat.write(nb, notebook)
-        stale = runner.stale_tasks(plan)
+        assert runner.tasks_to_execute(plan_sweep(grid, sweep["results"])).tasks == []
+        nb.cells.append(nbformat.v4.new_code_cell("print('changed')"))
+        nbformat.write(nb, notebook)
+        todo = runner.tasks_to_execute(plan_sweep(grid, sweep["results"]))
     finally:
         notebook.write_bytes(original)
-    assert sorted(t.params["policy"] + "/" + t.params["backbone"] for t in stale) == [
-        "every/alpha",
-        "first/alpha",
-        "first/beta",
-    ]
+    reasons = {
+        t.params["policy"] + "/" + t.params["backbone"]: todo.reasons[t.key] for t in todo.tasks
+    }
+    assert reasons == {  # every track, none of the trainings
+        "every/alpha": "its inputs changed (notebook code)",
+        "first/alpha": "its inputs changed (notebook code)",
+        "first/beta": "its inputs changed (notebook code)",
+        # a failed run is retried when what it depends on changed (the change may fix it)
+        "every/beta": "its inputs changed since it failed (notebook code)",
+    }
+    assert todo.failed_kept == 0
 
 
 def test_existing_scheduler_address(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def _pairs(root: Path, n: int = 3) -> None:
         ("  d: {format: davis}\n", r"dataset 'd': field root: required for format 'davis'"),
         (
             "  d: {format: davis, root: x, resolutoin: 480p}\n",
-            r"dataset 'd': field resolutoin: unknown field\n.*allowed for format 'davis': .*resolution",
+            r"dataset 'd': field resolutoin: unknown field; .*allowed for format 'davis': .*resolution",
         ),
         (
             "  d: {format: endovis2017, root: x, task: tpye}\n",

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from endobench.checkpoint import FORMAT, read_checkpoint
+from endobench.checkpoint import FORMAT, CheckpointError, read_checkpoint
+from endobench.io_utils import current_umask
 from endobench.models import build_backbone
 from endobench.train import TrainConfig, fit, load_checkpoint
 
@@ -83,3 +84,30 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
         read_checkpoint(path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_errors_name_the_file_and_the_real_cause(tmp_path: Path) -> None:
+    result = fit(tiny_config(tmp_path, pretrained=False, epochs=1), progress=False)
+    good = result.best_checkpoint.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=f"checkpoint {truncated}: the file is truncated"):
+        load_checkpoint(truncated)
+    text = tmp_path / "notes.pt"
+    text.write_text("best epoch: 3\n")
+    with pytest.raises(CheckpointError, match=r"notes.pt: a text file \(14 bytes\), not a torch"):
+        load_checkpoint(text)
+    # A checkpoint of another backbone than the one rebuilt: named as such, not blamed on
+    # torch / timm versions.
+    ckpt = torch.load(result.best_checkpoint, weights_only=True)
+    ckpt["weights"]["name"] = "vit_base_patch14_dinov2.lvd142m"
+    other = tmp_path / "other_backbone.pt"
+    torch.save(ckpt, other)
+    with pytest.raises(
+        CheckpointError,
+        match=r"other_backbone.pt: trained with backbone vit_base_patch14_dinov2.lvd142m .*"
+        r"rebuilt now is vit_small_patch14_dinov2.lvd142m",
+    ):
+        load_checkpoint(other)
+    # Checkpoints honour the umask like every other file.
+    assert result.best_checkpoint.stat().st_mode & 0o777 == 0o666 & ~current_umask()

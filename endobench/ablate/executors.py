@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from endobench.errors import UserError
+
 TaskFn = Callable[[Any], Any]
 
 
@@ -56,8 +58,18 @@ def worker_environments(n_workers: int, gpus: Sequence[str], cpus: int) -> list[
     return envs
 
 
+class SchedulerUnreachable(UserError, OSError):
+    """No Dask scheduler answers at the address given (``--scheduler``)."""
+
+
 class InProcessExecutor:
     """Runs jobs one after another in this process (``--workers 1``: no Dask needed)."""
+
+    def __enter__(self) -> InProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
     def run(self, fn: TaskFn, jobs: Sequence[Job]) -> Iterator[tuple[str, Any]]:
         for job in jobs:
@@ -80,17 +92,46 @@ def _worker_environment_plugin(envs: list[dict[str, str]]) -> Any:
 
 
 class DaskExecutor:
-    """Runs jobs on Dask distributed: a new LocalCluster, or the scheduler at ``address``."""
+    """Runs jobs on Dask distributed: a new LocalCluster, or the scheduler at ``address``.
 
-    def __init__(self, n_workers: int = 2, address: str | None = None) -> None:
+    Use as a context manager: entering connects (an unreachable scheduler raises
+    :class:`SchedulerUnreachable` after ``connect_timeout`` seconds), leaving disconnects and
+    stops a LocalCluster it started.
+    """
+
+    def __init__(
+        self, n_workers: int = 2, address: str | None = None, connect_timeout: float = 5.0
+    ) -> None:
         self.n_workers = n_workers
         self.address = address
+        self.connect_timeout = connect_timeout
+        self._client: Any = None
+        self._cluster: Any = None
 
-    def _client(self) -> Any:
+    def __enter__(self) -> DaskExecutor:
+        self._client, self._cluster = self._connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+    def _connect(self) -> Any:
         from distributed import Client, LocalCluster
 
         if self.address:
-            return Client(self.address), None
+            try:
+                return Client(self.address, timeout=self.connect_timeout), None
+            except (OSError, TimeoutError, ValueError) as err:
+                cause = " ".join(str(err).split())[:200] or type(err).__name__
+                raise SchedulerUnreachable(
+                    f"--scheduler {self.address}: no Dask scheduler answered within "
+                    f"{self.connect_timeout:g} s ({cause}); start one (`dask scheduler`) or "
+                    "check the address"
+                ) from None
         cluster = LocalCluster(
             n_workers=self.n_workers,
             threads_per_worker=1,
@@ -105,9 +146,11 @@ class DaskExecutor:
     def run(self, fn: TaskFn, jobs: Sequence[Job]) -> Iterator[tuple[str, Any]]:
         from distributed import as_completed
 
-        client, cluster = self._client()
+        if self._client is None:
+            raise RuntimeError("DaskExecutor.run outside `with executor:`")
+        client = self._client
+        futures = {}
         try:
-            futures = {}
             for job in jobs:
                 deps = [futures[k] for k in job.after if k in futures]
                 # Extra positional futures only order the work: Dask waits for them first.
@@ -122,9 +165,7 @@ class DaskExecutor:
                 except Exception as err:  # e.g. KilledWorker: recorded, the sweep goes on
                     yield key, err
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            client.cancel([f for f in futures.values() if not f.done()])
 
 
 def _call_after(fn: TaskFn, payload: Any, *_finished: Any) -> Any:

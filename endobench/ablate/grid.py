@@ -27,12 +27,13 @@ import hashlib
 import itertools
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from endobench.errors import UserError
+from endobench.safe_yaml import YamlError, load_yaml_file
 
 # Parameters the runner injects into every notebook; a grid may not set them.
 RESERVED_PARAMS = frozenset({"run_dir"})
@@ -40,7 +41,7 @@ RUN_ID_LENGTH = 12
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-class GridConfigError(ValueError):
+class GridConfigError(UserError, ValueError):
     """A grid file is invalid; the message names the file, the field and what was expected."""
 
 
@@ -139,33 +140,18 @@ class GridConfig(BaseModel):
         return (self.base_dir / stage.notebook).resolve()
 
 
-class _GridLoader(yaml.SafeLoader):
-    """YAML loader that reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
-
-
-_GridLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
 def load_grid(path: str | Path) -> GridConfig:
     """Read and validate a grid YAML file; errors name the file and the offending field."""
     path = Path(path)
+    if not path.exists():
+        raise GridConfigError(
+            f"{path}: grid file not found (resolved: {path.resolve()}, working directory "
+            f"{Path.cwd()})"
+        )
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_GridLoader)  # noqa: S506
-    except FileNotFoundError as err:
-        raise GridConfigError(f"{path}: grid file not found") from err
-    except yaml.YAMLError as err:
-        raise GridConfigError(f"{path}: not valid YAML: {err}") from err
+        raw = load_yaml_file(path)
+    except YamlError as err:
+        raise GridConfigError(str(err)) from None
     if not isinstance(raw, dict):
         raise GridConfigError(f"{path}: expected a mapping with 'name', 'stages', 'axes'")
     return parse_grid(raw, source=path)

@@ -6,6 +6,10 @@ stage's id hashes exactly what it receives, so runs that differ only in paramete
 stages (e.g. the keyframe policy) share one upstream folder: a 3-policy sweep trains each model
 once, under ``results/<grid>/<stage dir>/<stage_id>/``. The last stage of run ``r`` writes into
 ``results/<grid>/runs/<run_id(r)>/``.
+
+Planning validates every task's parameters (``endobench.ablate.stage_params``) and computes its
+identity (``endobench.ablate.identity``), so a bad value or an unknown dataset stops the sweep
+before any kernel starts.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from endobench.ablate.grid import GridConfig, GridConfigError, expand_grid, run_id
+from endobench.ablate.identity import IdentityResolver, digest
+from endobench.ablate.stage_params import validate_stage_params
 
 RUNS_DIR = "runs"
 GRID_FILE = "grid.yaml"
@@ -32,6 +38,7 @@ class StageTask:
     params: dict[str, Any]
     record: dict[str, Any]  # written to params.json (the full run for the last stage)
     upstream: tuple[Path, ...] = ()
+    identity: dict[str, Any] = field(default_factory=dict)  # see endobench.ablate.identity
 
     @property
     def key(self) -> str:
@@ -88,6 +95,11 @@ class SweepPlan:
         }
 
 
+def _describe(grid: GridConfig, params: dict[str, Any]) -> str:
+    """``backbone=resnet50, policy=first``: the axis values of a run."""
+    return ", ".join(f"{k}={params[k]}" for k in grid.axes) or "the only run"
+
+
 def _stage_dir(name: str, dir_name: str | None, last: bool) -> str:
     return RUNS_DIR if last else (dir_name or name)
 
@@ -129,6 +141,7 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
         )
 
     plan = SweepPlan(grid=grid, grid_dir=grid_dir, runs=[], stage_params=stage_params)
+    resolver = IdentityResolver()
     for params in expand_grid(grid):
         rid = run_id(params)
         tasks: list[StageTask] = []
@@ -150,16 +163,34 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
                     {"stage": stage.name, "params": given, "after": [t.stage_id for t in tasks]}
                 )
             )
+            key = f"{stage.name}-{sid}"
+            if key in plan.tasks:  # shared with an earlier run: same inputs, same identity
+                task = plan.tasks[key]
+                by_name[stage.name] = task
+                tasks.append(task)
+                continue
+            notebook = grid.notebook_path(stage)
+            validate_stage_params(
+                notebook,
+                {**resolver.notebook(notebook)[1], **given, **inputs},
+                f"{where}: run {rid} ({_describe(grid, params)}), stage {stage.name}",
+            )
+            # Inputs enter the identity relative to the sweep folder: moving results/ keeps it.
+            relative = {k: str(Path(v).relative_to(grid_dir)) for k, v in inputs.items()}
+            identity = resolver.stage(
+                notebook, {**given, **relative}, [digest(t.identity) for t in tasks]
+            )
             task = StageTask(
                 stage=stage.name,
                 stage_id=sid,
-                notebook=grid.notebook_path(stage),
+                notebook=notebook,
                 out_dir=grid_dir / _stage_dir(stage.name, stage.dir, last) / sid,
                 params={**given, **inputs},
                 record=params if last else {**given, **inputs},
                 upstream=tuple(t.out_dir for t in tasks),
+                identity=identity,
             )
-            task = plan.tasks.setdefault(task.key, task)
+            plan.tasks[task.key] = task
             by_name[stage.name] = task
             tasks.append(task)
         plan.runs.append(PlannedRun(run_id=rid, params=params, tasks=tasks))

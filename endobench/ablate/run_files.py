@@ -3,12 +3,14 @@
 Layout of ``results/<grid>/runs/<run_id>/`` (and ``results/<grid>/<stage dir>/<stage_id>/``)::
 
     params.json        the run's parameters (for a shared stage: the parameters it was given)
-    run.json           provenance: ids, notebook + sha256, code version, host, timings
+    run.json           provenance: ids, identity (what the result depends on, see identity.py),
+                       sha256 of every output file, code version, host, timings
     <notebook>.ipynb   the executed notebook (kept, partial, when the run failed)
     metrics.csv        tidy rows, written by the notebook (``write_run_outputs``)
     summary.json       one flat-ish dict of headline numbers, written by the notebook
     *.png              images the notebook saves (e.g. ``qualitative.png``)
-    status             "running", then "done" or "failed"; the only truth about completion
+    status             "running", then "done", "failed" or "interrupted" (Ctrl-C); with
+                       run.json's checksums, the only truth about completion
     traceback.txt      why a failed run failed
 
 Every file is written atomically (temp + rename), and ``status`` is written last, so an
@@ -24,7 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from endobench.io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text
+from endobench.io_utils import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    sha256_file,
+)
 
 PARAMS_FILE = "params.json"
 RUN_INFO_FILE = "run.json"
@@ -35,12 +42,16 @@ SUMMARY_FILE = "summary.json"
 QUALITATIVE_IMAGE = "qualitative.png"
 
 DONE, FAILED, RUNNING, PENDING = "done", "failed", "running", "pending"
+INTERRUPTED = "interrupted"
 # Files a new attempt removes first, so that nothing from a previous attempt looks current.
 OUTPUT_FILES = (STATUS_FILE, TRACEBACK_FILE, METRICS_FILE, SUMMARY_FILE)
+# Files of a folder that are bookkeeping, not results: never checksummed.
+_BOOKKEEPING = {STATUS_FILE, TRACEBACK_FILE, RUN_INFO_FILE, PARAMS_FILE}
 
 
 def read_status(run_dir: str | Path) -> str:
-    """``done`` / ``failed`` / ``running`` (interrupted or in progress), ``pending`` if none."""
+    """``done`` / ``failed`` / ``interrupted`` / ``running`` (in progress, or its process was
+    killed), ``pending`` if none."""
     path = Path(run_dir) / STATUS_FILE
     try:
         return path.read_text(encoding="utf-8").strip() or PENDING
@@ -85,3 +96,38 @@ def write_run_outputs(
     atomic_write_text(run_dir / METRICS_FILE, metrics.to_csv(index=False))
     atomic_write_json(run_dir / SUMMARY_FILE, summary)
     return run_dir
+
+
+def output_checksums(run_dir: str | Path) -> dict[str, str]:
+    """sha256 of every result file under ``run_dir`` (relative path -> hex digest).
+
+    Left out: bookkeeping (status, run.json, params.json, traceback.txt), hidden files (locks,
+    temporaries) and the executed notebook (a log of the run, not a result).
+    """
+    run_dir = Path(run_dir)
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir)
+        if (
+            not path.is_file()
+            or any(part.startswith(".") for part in rel.parts)
+            or str(rel) in _BOOKKEEPING
+            or path.suffix == ".ipynb"
+        ):
+            continue
+        out[str(rel)] = sha256_file(path)
+    return out
+
+
+def output_problem(run_dir: str | Path, recorded: dict[str, str] | None) -> str | None:
+    """Why the recorded outputs of ``run_dir`` cannot be trusted, or None when they verify."""
+    if not recorded:
+        return "no recorded output checksums (run by an older endobench)"
+    run_dir = Path(run_dir)
+    for name, sha in sorted(recorded.items()):
+        path = run_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if sha256_file(path) != sha:
+            return f"{name} does not match its recorded sha256 (truncated or modified)"
+    return None

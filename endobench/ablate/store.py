@@ -4,7 +4,8 @@ Columns, in order: ``run_id``, ``status`` (done / failed / running / pending), t
 parameters, ``<stage>_id`` for each stage, the headline numbers of every stage's summary.json
 (nested dicts flattened with dots, e.g. ``weights.sha256``; an upstream key that the last stage
 also reports is kept as ``<stage>.<key>``), then provenance: ``code.endobench``,
-``code.git_commit``, ``code.git_dirty``, ``notebook_sha256``, ``seconds`` (sum over stages),
+``code.git_commit``, ``code.git_dirty`` (uncommitted code changes, not notebook outputs),
+``notebook_code_sha256``, ``identity_sha256`` (see endobench.ablate.identity), ``seconds`` (sum over stages),
 and ``error`` (first line of the traceback of a failed run).
 """
 
@@ -18,6 +19,11 @@ import pandas as pd
 
 from endobench.ablate import run_files as rf
 from endobench.ablate.plan import PLAN_FILE, RUNS_DIR
+from endobench.errors import UserError
+
+
+class SweepFolderError(UserError, FileNotFoundError):
+    """A folder given as a sweep's results is not one (no plan.json)."""
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -44,8 +50,9 @@ def load_plan(grid_dir: str | Path) -> dict[str, Any]:
     """The sweep's plan.json (axes, stages, runs); error naming the file if it is missing."""
     path = Path(grid_dir) / PLAN_FILE
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: not found; expected a sweep folder written by `endobench ablate`"
+        raise SweepFolderError(
+            f"{path}: not found (resolved: {path.resolve()}); expected a sweep folder written by "
+            "`endobench ablate`"
         )
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -90,7 +97,8 @@ def _run_row(grid_dir: Path, plan: dict[str, Any], run: dict[str, Any]) -> dict[
     row.update(metrics)
     code = info.get("code", {})
     row.update({f"code.{k}": code.get(k) for k in ("endobench", "git_commit", "git_dirty")})
-    row["notebook_sha256"] = info.get("notebook_sha256")
+    row["notebook_code_sha256"] = info.get("notebook_code_sha256")
+    row["identity_sha256"] = info.get("identity_sha256")
     row["seconds"] = seconds
     row["error"] = _error_line(run_dir) if row["status"] == rf.FAILED else None
     return row

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+
+from endobench.errors import UserError
 
 if TYPE_CHECKING:
     from endobench.ablate.plan import SweepPlan
@@ -71,37 +72,29 @@ def default_workers() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; exit code 0 if every run is done, 1 if some failed, 2 on a bad config."""
-    from endobench.ablate import GridConfigError, load_grid, plan_sweep, run_sweep
-    from endobench.ablate.runner import stale_tasks
+    from endobench.ablate import load_grid, plan_sweep, run_sweep
 
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: expected an integer >= 1")
+    existing = next(p for p in (args.results, *args.results.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(
+            f"--results {args.results}: {existing} is a file, expected a folder for the results"
+        )
     if args.workers is None:
-        args.workers = default_workers()
-    if args.workers < 1:
-        print("error: --workers: expected an integer >= 1", file=sys.stderr)
-        return 2
-    try:
-        grid = load_grid(args.config)
-        plan = plan_sweep(grid, args.results)
-    except GridConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        args.workers = 1 if args.scheduler else default_workers()  # (imports torch)
+    grid = load_grid(args.config)
+    plan = plan_sweep(grid, args.results)  # validates every run: nothing runs on a bad value
     if args.dry_run:
         table = plan_table(plan)
         print(f"grid {grid.name!r}: {len(plan.runs)} runs, {len(plan.tasks)} notebook executions")
         with pd.option_context("display.max_rows", None, "display.width", 200):
             print(table.to_string(index=False))
         return 0
-    stale = stale_tasks(plan)
-    if stale:
-        print(
-            f"warning: {len(stale)} finished notebook(s) ran an older version of their notebook "
-            f"and are kept as they are (e.g. {stale[0].out_dir}); delete those folders to run "
-            "them again",
-            file=sys.stderr,
-        )
     result = run_sweep(
         grid,
         args.results,
+        plan=plan,
         workers=args.workers,
         scheduler=args.scheduler,
         rerun_failed=args.rerun_failed,
@@ -112,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{grid.name}: {done}/{len(statuses)} runs done in {result.plan.grid_dir}")
     for rid in failed:
         print(f"  {rid}: {statuses[rid]} (see {result.plan.grid_dir / 'runs' / rid})")
+    if any(statuses[rid] == "failed" for rid in failed) and not args.rerun_failed:
+        print("  (failed runs are kept; add --rerun-failed to execute them again)")
     if not args.no_report and done:
         from endobench.report import write_report
 

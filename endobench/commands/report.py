@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -20,13 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the report; exit code 2 if the folder is not a sweep."""
+    """Write the report; a folder that is not a sweep is a UserError (exit code 2)."""
     from endobench.report import write_report
 
-    try:
-        path = write_report(args.grid_dir)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(path)
+    print(write_report(args.grid_dir))
     return 0

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from endobench.data.label_png import write_palette_png
 from endobench.data.synthetic import SyntheticConfig, generate_clip
+from endobench.errors import UserError, validation_message
 from endobench.io_utils import atomic_write_bytes
 
 DAVIS_RESOLUTION = "480p"  # the DAVIS folder name, kept whatever the frame size
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             occlusions=not args.no_occlusions,
         )
     except ValidationError as exc:
-        print(f"endobench synth: invalid options:\n{exc}", file=sys.stderr)
+        print(f"endobench synth: invalid options: {validation_message(exc)}", file=sys.stderr)
         return 2
     if args.seed < 0:
         print(f"endobench synth: --seed must be >= 0, got {args.seed}", file=sys.stderr)
@@ -74,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 100:
         print(f"endobench synth: --quality must be in 1..100, got {args.quality}", file=sys.stderr)
         return 2
+    existing = next(p for p in (args.out, *args.out.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"--out {args.out}: {existing} is a file, expected a folder")
     clip = generate_clip(config, args.seed, name=args.name)
     image_dir = args.out / "JPEGImages" / DAVIS_RESOLUTION / clip.name
     mask_dir = args.out / "Annotations" / DAVIS_RESOLUTION / clip.name

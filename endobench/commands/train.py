@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from endobench.augment import preset_names
+from endobench.errors import UserError, validation_message
+from endobench.safe_yaml import load_yaml_file, load_yaml_text
 
 # Command-line flag (argparse dest) -> TrainConfig field.
 FLAG_FIELDS = {
@@ -96,9 +96,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """TrainConfig fields: the ``--config`` file, overridden by the flags that were given."""
     fields: dict[str, Any] = {}
     if args.config is not None:
-        loaded = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        loaded = load_yaml_file(args.config) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{args.config}: expected a mapping of TrainConfig fields")
+            raise UserError(f"{args.config}: expected a mapping of TrainConfig fields")
         fields.update(loaded)
     for flag, name in FLAG_FIELDS.items():
         value = getattr(args, flag)
@@ -109,8 +109,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         for item in args.overrides:
             key, sep, value = item.partition("=")
             if not sep or not key:
-                raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-            overrides[key] = yaml.safe_load(value)
+                raise UserError(f"--set {item!r}: expected KEY=VALUE")
+            overrides[key] = load_yaml_text(value, f"--set {item}")
         fields["dataset_overrides"] = overrides
     if args.no_cache:
         fields["use_feature_cache"] = False
@@ -122,16 +122,21 @@ def run(args: argparse.Namespace) -> int:
     from endobench.train import TrainConfig, fit
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    fields = config_from_args(args)
+    where = f"{args.config} or the flags" if args.config else "the flags"
     try:
-        config = TrainConfig.model_validate(config_from_args(args))
-    except (ValueError, ValidationError, OSError) as exc:
-        print(f"error: training configuration: {exc}", file=sys.stderr)
-        return 2
+        config = TrainConfig.model_validate(fields)
+    except ValidationError as exc:
+        raise UserError(f"training configuration ({where}): {validation_message(exc)}") from None
+    out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, expected a folder for the checkpoints")
     try:
         result = fit(config, progress=not args.quiet, resume=args.resume)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except UserError:
+        raise
+    except (ValueError, FileNotFoundError) as exc:  # fit's documented input errors
+        raise UserError(" ".join(str(exc).split())) from None
     summary = {
         "best_epoch": result.best_epoch,
         "best_val_dice": result.best_val_dice,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from endobench.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A dataset file is missing, unreadable or inconsistent; the message names the file.
 
     ``path`` is the offending file (or folder) and ``problem`` says what was wrong and, where

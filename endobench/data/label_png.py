@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from endobench.errors import UserError
 from endobench.io_utils import atomic_write_bytes
 
 
@@ -32,7 +33,7 @@ def davis_palette() -> np.ndarray:
 _PALETTE_BYTES = davis_palette().tobytes()
 
 
-class LabelPngError(ValueError):
+class LabelPngError(UserError, ValueError):
     """A label PNG could not be read as a label map; the message names the file."""
 
 

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from endobench.data.clip import Clip
@@ -41,6 +40,8 @@ from endobench.data.readers.synthetic import (
     route_synthetic_override,
 )
 from endobench.data.targets import TargetSpec, build_label_lut
+from endobench.errors import UserError
+from endobench.safe_yaml import YamlError, load_yaml_file
 
 ENV_VAR = "ENDOBENCH_DATASETS"
 BUILTIN_ENTRIES: dict[str, dict[str, Any]] = {
@@ -52,7 +53,7 @@ BUILTIN_ENTRIES: dict[str, dict[str, Any]] = {
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """The registry file or one of its entries is invalid; the message names file, dataset, field."""
 
 
@@ -126,7 +127,7 @@ def _format_validation(exc: ValidationError, where: str, prefix: tuple = ()) -> 
         got = err.get("input")
         shown = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {got!r:.80})"
         lines.append(f"{where}: field {loc}: {msg}{shown}")
-    return "\n".join(lines)
+    return "; ".join(lines)
 
 
 class Registry:
@@ -175,7 +176,7 @@ class Registry:
             allowed = sorted({*DatasetEntry.model_fields, *options_model.model_fields})
             raise RegistryError(
                 _format_validation(exc, where)
-                + f"\n{where}: fields allowed for format {entry.format!r}: {', '.join(allowed)}"
+                + f"; fields allowed for format {entry.format!r}: {', '.join(allowed)}"
             ) from None
         if entry.format != SYNTHETIC_FORMAT and not entry.root:
             raise RegistryError(f"{where}: field root: required for format {entry.format!r}")
@@ -395,11 +396,9 @@ def load_registry(path: str | Path | None = None) -> Registry:
     if file is None:
         return Registry({}, None)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegistryError(f"{file}: cannot read registry file ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{file}: not valid YAML ({exc})") from None
+        data = load_yaml_file(file)
+    except YamlError as exc:
+        raise RegistryError(str(exc)) from None
     if data is None:
         data = {"datasets": {}}
     if not isinstance(data, dict):

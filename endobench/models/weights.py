@@ -21,6 +21,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from endobench.errors import UserError
+from endobench.io_utils import unreadable_cause
+
 WeightsSource = Literal["timm-hub", "local-file", "random-init"]
 RANDOM_INIT = "random-init"
 # Checkpoint files a timm repo on the Hub may hold, in the order timm itself prefers them.
@@ -31,8 +34,16 @@ _WRAPPER_KEYS = ("state_dict", "model", "module")
 _META_DINOV2_KEYS = ("mask_token", "register_tokens")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(UserError, RuntimeError):
     """The requested pretrained weights cannot be found locally and cannot be downloaded."""
+
+
+class WeightsFileError(UserError, ValueError):
+    """A local weights file is unreadable or does not fit the backbone; names the file and why."""
+
+
+class WeightsFileNotFoundError(WeightsFileError, FileNotFoundError):
+    """A local weights file does not exist."""
 
 
 @dataclass(frozen=True)
@@ -71,26 +82,27 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        raise WeightsFileNotFoundError(f"weights file {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(path), device="cpu")
-    else:
-        try:
+            state = load_file(str(path), device="cpu")
+        else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors carry no file name; add it
-            raise ValueError(
-                f"weights file {path}: cannot be read with torch.load(weights_only=True) ({err}); "
-                "expected a state dict of tensors (.pth/.pt/.bin) or a .safetensors file"
-            ) from err
+    except Exception as err:  # loader errors carry no file name; add it and the cause
+        loader = "safetensors" if path.suffix == ".safetensors" else "torch.load(weights_only=True)"
+        raise WeightsFileError(
+            f"weights file {path}: cannot be read with {loader}: {unreadable_cause(path, err)}; "
+            "expected a state dict of tensors (.pth/.pt/.bin) or a .safetensors file"
+        ) from None
     while isinstance(state, dict):
         wrapper = next((k for k in _WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
         if wrapper is None:
             break
         state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(
+        raise WeightsFileError(
             f"weights file {path}: expected a dict of tensors (a state dict), got {type(state).__name__}"
         )
     if state and all(k.startswith("module.") for k in state):
@@ -150,7 +162,7 @@ def load_weights_file(model: nn.Module, path: str | Path) -> None:
                     for k in shape_mismatch[:4]
                 )
             )
-        raise ValueError(
+        raise WeightsFileError(
             f"weights file {path} does not fit {type(model).__name__} "
             f"({'; '.join(details)}); check that the file matches the chosen backbone and model_kwargs"
         )

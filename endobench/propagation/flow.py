@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from endobench.errors import UserError
 from endobench.io_utils import sha256_file
 
 FLOW_METHODS = ("dis:ultrafast", "dis:fast", "dis:medium", "farneback", "raft_small", "raft_large")
@@ -30,7 +31,7 @@ _DIS_PRESETS = {
 }
 
 
-class FlowError(ValueError):
+class FlowError(UserError, ValueError):
     """A flow estimator could not be built or called as asked; the message says what to change."""
 
 

@@ -23,11 +23,13 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from endobench.errors import UserError
+
 BUDGET_WINDOW = 100  # frames; the adaptive budget counts keyframes per this many frames
 THUMBNAIL_SIZE = 32  # pixels per side of the thumbnails compared by appearance_drift
 
 
-class KeyframeSpecError(ValueError):
+class KeyframeSpecError(UserError, ValueError):
     """A keyframe policy spec could not be parsed; the message shows the accepted forms."""
 
 

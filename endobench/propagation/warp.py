@@ -13,8 +13,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from endobench.errors import UserError
 
-class WarpError(ValueError):
+
+class WarpError(UserError, ValueError):
     """Inputs of a warp do not fit together; the message names the argument and the shapes."""
 
 

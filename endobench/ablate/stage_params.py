@@ -1,0 +1,129 @@
+"""Typed parameters of the shipped stage notebooks, validated for every run before any kernel.
+
+``plan_sweep`` checks each task's parameters (the notebook's defaults overridden by the grid's
+values) with the model of its notebook, chosen by file name: ``02_train_segmentation`` ->
+:class:`endobench.train.TrainConfig` (the notebook builds one from its parameters; its
+``augmentation`` is the config's ``augment``), ``03_propagate_track`` -> :class:`TrackParams`.
+Registered names are checked too: backbones (``endobench.models.BACKBONES``), heads,
+augmentation presets, propagation specs and keyframe policies (with the parsers of
+``endobench.propagation``). Other notebooks are not checked beyond their parameter names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from endobench.errors import UserError, validation_message
+
+# Notebook parameter of 02 -> TrainConfig field, where the names differ.
+TRAIN_FIELD_OF_PARAM = {"augmentation": "augment", "run_dir": "out_dir"}
+
+
+class StageParamsError(UserError, ValueError):
+    """A stage parameter of a run is invalid (the message names field, value, what is allowed)."""
+
+
+def check_backbone(name: str) -> str:
+    """``name`` if it is a registered backbone, else ValueError listing them."""
+    from endobench.models.backbones import BACKBONES
+
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
+    return name
+
+
+def check_propagation(spec: str) -> str:
+    """``spec`` if ``endobench.propagation`` accepts it (networks are not built here)."""
+    from endobench.propagation import FLOW_METHODS, build_propagator
+
+    kind, _, arg = spec.strip().partition(":")
+    if kind.lower() == "affinity" and arg:
+        check_backbone(arg)
+    elif kind.lower() == "flow" and arg.startswith("raft"):
+        if arg not in FLOW_METHODS:
+            raise ValueError(
+                f"propagation {spec!r}: expected one of flow:{', flow:'.join(FLOW_METHODS)}"
+            )
+    else:
+        build_propagator(spec)  # flow:dis / flow:farneback / copy: cheap to build
+    return spec
+
+
+class TrackParams(BaseModel):
+    """Parameters of notebook 03 (propagate and track); strict types, as the kernel gets them."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    datasets: str | None = None
+    dataset: str = "synthetic"
+    eval_split: str | None = None
+    eval_overrides: dict[str, Any] | None = None
+    max_clips: int | None = Field(2, ge=1)  # None: every clip
+    checkpoint: str = ""
+    keyframe_source: Literal["gt", "model"] = "gt"
+    propagation: str = "flow:dis"
+    policy: str = "every:8"
+    fusion: bool = False
+    bidirectional: bool = False
+    device: str = "auto"
+    strip_frames: int = Field(6, ge=1)
+
+    @field_validator("propagation")
+    @classmethod
+    def _known_propagation(cls, value: str) -> str:
+        return check_propagation(value)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from endobench.propagation import build_keyframe_policy
+
+        build_keyframe_policy(value)
+        return value
+
+
+def _validate_train(params: dict[str, Any]) -> None:
+    from endobench.train import TrainConfig
+
+    fields = {TRAIN_FIELD_OF_PARAM.get(k, k): v for k, v in params.items()}
+    if fields.get("weights"):
+        fields["pretrained"] = None  # as notebook 02 does: a weights file replaces pretrained
+    fields = {k: v for k, v in fields.items() if k in TrainConfig.model_fields}
+    config = TrainConfig.model_validate(fields)
+    try:
+        check_backbone(config.backbone)
+    except ValueError as err:
+        raise _FieldError("backbone", config.backbone, str(err)) from None
+
+
+def _validate_track(params: dict[str, Any]) -> None:
+    TrackParams.model_validate(params)
+
+
+STAGE_MODELS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "02_train_segmentation": _validate_train,
+    "03_propagate_track": _validate_track,
+}
+
+
+class _FieldError(Exception):
+    def __init__(self, name: str, value: Any, message: str) -> None:
+        super().__init__(f"field '{name}': value {value!r}: {message}")
+
+
+def validate_stage_params(notebook: Path, params: dict[str, Any], where: str) -> None:
+    """Raise :class:`StageParamsError` ``"<where>: field 'f': value v: <allowed>"`` if invalid."""
+    check = STAGE_MODELS.get(notebook.stem)
+    if check is None:
+        return
+    try:
+        check(params)
+    except ValidationError as err:
+        names = {v: k for k, v in TRAIN_FIELD_OF_PARAM.items()}
+        raise StageParamsError(f"{where}: {validation_message(err, names)}") from None
+    except _FieldError as err:
+        raise StageParamsError(f"{where}: {err}") from None
