@@ -121,6 +121,28 @@ def propagate_labels(
     k-th are kept, as in the reference: a query whose (k+1)-th row maximum could tie is redone
     over its whole window.
     """
+    threads = torch.get_num_threads()
+    # Hundreds of small products and reductions: on CPU, fanning each out to threads costs
+    # more than it gains (and stalls when the machine is shared), so run them on one thread.
+    torch.set_num_threads(1)
+    try:
+        return _propagate_blocks(
+            query, context_keys, context_labels, grid, radius, topk, temperature
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _propagate_blocks(
+    query: torch.Tensor,
+    context_keys: list[tuple[torch.Tensor, ...]],
+    context_labels: list[torch.Tensor],
+    grid: tuple[int, int],
+    radius: int,
+    topk: int,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`propagate_labels`, block by block."""
     h, w = grid
     hw = h * w
     n_ctx = len(context_keys)
