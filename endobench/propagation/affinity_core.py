@@ -149,12 +149,16 @@ def _propagate_blocks(
     all_labels = torch.cat(context_labels, dim=1)  # C x (ncontext*hw), frame-major
     labels = torch.empty(all_labels.shape[0], hw, dtype=all_labels.dtype)
     confidence = torch.empty(hw, dtype=query.dtype)
-    for tile in window_tiles(h, w, radius):
+    tiles = window_tiles(h, w, radius)
+    # One buffer for every block's similarities: a fresh multi-MB tensor per block would cost
+    # page faults each time.
+    buffer = torch.empty(n_ctx * max(t.bias.numel() for t in tiles), dtype=query.dtype)
+    for tile in tiles:
         (ya, yb), (xa, xb) = tile.rows, tile.band_cols
         n_rows, width = yb - ya, xb - xa
         n_src, nq = n_rows * width, tile.queries.numel()
         q = query[tile.queries]
-        sim = torch.empty(n_ctx, nq, n_src, dtype=query.dtype)
+        sim = buffer[: n_ctx * nq * n_src].view(n_ctx, nq, n_src)
         for c, bands in enumerate(context_keys):
             # bias + q @ keys in one BLAS call: sources outside the query's window get -inf.
             torch.addmm(tile.bias, q, bands[tile.band][:, ya * width : yb * width], out=sim[c])
