@@ -93,7 +93,10 @@ def main() -> None:
     parser.add_argument("--notebooks", type=int, default=4)
     args = parser.parse_args()
     paper = load_grid(REPO / "configs" / "paper.yaml")
-    out: dict = {"machine": machine_facts()}
+    out: dict = {
+        "benchmark": "ablation_layer",
+        "comparison": "none: absolute times of planning, runner overhead, resume, store, report",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         out["plan_paper_s"] = _median_time(lambda: plan_sweep(paper, tmp), args.repeats)
         params = [{"backbone": "dinov2_vitl14", "seed": i, "lr": 1e-3} for i in range(10_000)]
@@ -110,6 +113,7 @@ def main() -> None:
         grid_dir = _fake_paper_sweep(Path(tmp) / "paper")
         out["store_720_runs_s"] = _median_time(lambda: load_results(grid_dir), args.repeats)
         out["report_720_runs_s"] = _median_time(lambda: write_report(grid_dir), 1)
+    out["machine"] = machine_facts()
     print(json.dumps(out, indent=2))
 
 

@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(json.loads(out.strip().splitlines()[-1]))
     report = {
         "benchmark": "backbone_forward",
+        "comparison": "SegNet+fusion head time beside the backbone's, same run",
         "backbone": args.backbone,
         "weights": "random-init (timing does not depend on weight values)",
         "reps": args.reps,

@@ -10,19 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 # One core: pin every thread pool before numpy / OpenCV start.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 
 from endobench.data.synthetic import SyntheticConfig, generate_clip  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_facts  # noqa: E402
 
 
 def _measure(config: SyntheticConfig, seed: int) -> dict[str, float]:
@@ -85,19 +87,10 @@ def main() -> None:
         torch_version = None
     report = {
         "benchmark": "synthetic_generator",
+        "comparison": "none: absolute frames/s against the 50 frames/s target (no peer generator)",
         "target_fps_480x854": 50,
         "results": results,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1min": os.getloadavg()[0],
-            "python": sys.version.split()[0],
-            "numpy": np.__version__,
-            "cv2": cv2.__version__,
-            "cv2_threads": cv2.getNumThreads(),
-            "torch": torch_version,
-        },
+        "machine": {**machine_facts(), "torch": torch_version},
     }
     print(json.dumps(report, indent=2))
 

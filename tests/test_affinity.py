@@ -19,7 +19,7 @@ from endobench.propagation.affinity import (
     default_frame_size,
     reference_frame_size,
 )
-from endobench.propagation.affinity_core import window_index
+from endobench.propagation.affinity_core import propagate_labels, window_keys, window_tiles
 from endobench.propagation.base import one_hot
 
 PATCH = 14
@@ -244,17 +244,62 @@ def test_too_many_objects_and_bad_settings_are_refused():
         AffinityConfig(mode="fast")  # type: ignore[arg-type]
 
 
-def test_window_index_matches_the_square_neighbourhood_and_is_fast():
-    index, valid = window_index(5, 7, 1)
-    # query (2, 3) -> row 17: its 3x3 window
-    assert sorted(index[17][valid[17]].tolist()) == [9, 10, 11, 16, 17, 18, 23, 24, 25]
-    # corner query (0, 0): only 4 valid sources
-    assert sorted(index[0][valid[0]].tolist()) == [0, 1, 7, 8]
+def test_window_tiles_cover_the_grid_and_reach_exactly_the_square_windows():
+    h, w, r = 11, 17, 3
+    tiles = window_tiles(h, w, r, 4)
+    queries = torch.cat([t.queries for t in tiles])
+    assert sorted(queries.tolist()) == list(range(h * w))  # every query once
+    for tile in tiles:
+        (ya, yb), (xa, xb) = tile.rows, tile.band_cols
+        sy, sx = np.mgrid[ya:yb, xa:xb].reshape(2, -1)
+        for q, bias in zip(tile.queries.tolist(), tile.bias, strict=True):
+            qy, qx = divmod(q, w)
+            inside = (np.abs(sy - qy) <= r) & (np.abs(sx - qx) <= r)
+            assert np.array_equal((bias == 0).numpy(), inside)
+            # the rectangle holds the query's whole (clipped) window
+            assert inside.sum() == (min(qy + r, h - 1) - max(qy - r, 0) + 1) * (
+                min(qx + r, w - 1) - max(qx - r, 0) + 1
+            )
     for grid in ((34, 59), (60, 104)):
-        window_index.cache_clear()
+        window_tiles.cache_clear()
         start = time.perf_counter()
-        window_index(*grid, 12)
-        assert time.perf_counter() - start < 0.05
+        window_tiles(*grid, 12)
+        assert time.perf_counter() - start < 0.5
+
+
+def _dense_step(query, keys, labels, h, w, radius, topk):
+    """The official dense step on L2-normalised features (PROPAGATION.md steps 1-5)."""
+    ii, jj = np.divmod(np.arange(h * w), w)
+    mask_nb = torch.from_numpy(
+        (np.abs(ii[:, None] - ii) <= radius) & (np.abs(jj[:, None] - jj) <= radius)
+    ).float()
+    aff = torch.stack([torch.exp(query @ k.t() / 0.1) for k in keys]).transpose(1, 2)
+    aff = (aff * mask_nb[None]).reshape(len(keys) * h * w, h * w)
+    tk_val_min = torch.topk(aff, dim=0, k=topk).values.min(dim=0).values
+    aff[aff < tk_val_min] = 0
+    aff = aff / aff.sum(dim=0, keepdim=True)
+    return torch.cat(labels, dim=1) @ aff
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_windowed_propagation_equals_the_dense_step(ties):
+    """Random features (or duplicated ones: many exact ties with the k-th affinity, which the
+    reference keeps all of) on a grid with border windows; labels equal to float rounding."""
+    h, w, d, radius, topk = 13, 21, 16, 4, 5
+    gen = torch.Generator().manual_seed(1)
+    if ties:  # four distinct vectors, repeated: every window ties massively
+        palette = F.normalize(torch.randn(4, d, generator=gen), dim=1)
+        feats = [palette[torch.randint(0, 4, (h * w,), generator=gen)] for _ in range(4)]
+    else:
+        feats = [F.normalize(torch.randn(h * w, d, generator=gen), dim=1) for _ in range(4)]
+    query, keys = feats[0], feats[1:]
+    labels = [torch.softmax(3 * torch.randn(3, h * w, generator=gen), 0) for _ in keys]
+    want = _dense_step(query, keys, labels, h, w, radius, topk)
+    got, _ = propagate_labels(
+        query, [window_keys(k, (h, w), radius) for k in keys], labels, (h, w), radius, topk
+    )
+    assert torch.allclose(got, want, atol=1e-6, rtol=0)
+    assert torch.equal(got.argmax(0), want.argmax(0))
 
 
 @pytest.mark.parametrize("name, prefix", [("dinov2_vits14", 1), ("dinov2_vits14_reg4", 5)])

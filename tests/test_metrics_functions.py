@@ -275,3 +275,74 @@ def test_fast_j_and_f_equal_literal_dilation_at_1080p(samples: Path, metric_vect
     assert 0.9 < want[1] < 1.0  # an imperfect prediction: some boundary pixels unmatched
     assert jaccard_and_boundary(gt, pred) == want
     assert jaccard_and_boundary(pred, gt) == (want[0], want[2], want[1], want[3])
+
+
+@st.composite
+def _noise_pairs(draw) -> tuple[np.ndarray, np.ndarray, int]:
+    """Adversarial mask pairs: salt-and-pepper noise of any density (boundary almost
+    everywhere, isolated 1-pixel specks, pixels on every border), frames from 1 x 1 up."""
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 70))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dg, dp = draw(st.sampled_from([0.0, 0.002, 0.05, 0.5, 0.95, 1.0])), draw(st.floats(0, 1))
+    return rng.random((h, w)) < dg, rng.random((h, w)) < dp, draw(st.integers(1, 20))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_noise_pairs())
+def test_fast_j_and_f_equal_literal_dilation_on_noise(case) -> None:
+    gt, pred, r = case
+    assert _pair_counts(gt, pred, r) == _literal_counts(gt, pred, r)
+    assert _pair_counts(pred, gt, r) == _literal_counts(pred, gt, r)
+    assert jaccard_and_boundary(gt, pred, bound_th=r) == _literal_j_prf(gt, pred, r)
+
+
+def _edge_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Hand-made extremes: empty, full, single pixels in corners, 1-pixel lines on borders."""
+    h, w = 23, 37
+    empty, full = np.zeros((h, w), bool), np.ones((h, w), bool)
+    cases = [("empty/empty", empty, empty), ("full/empty", full, empty), ("full/full", full, full)]
+    for y, x in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (11, 18)):
+        dot = empty.copy()
+        dot[y, x] = True
+        cases += [(f"dot{y},{x}/empty", dot, empty), (f"dot{y},{x}/full", dot, full)]
+        cases.append((f"dot{y},{x}/dot", dot, np.roll(dot, (1, 1), axis=(0, 1))))
+    for name, line in (
+        ("top", np.s_[0, :]),
+        ("bottom", np.s_[-1, :]),
+        ("left", np.s_[:, 0]),
+        ("right", np.s_[:, -1]),
+        ("middle row", np.s_[11, 3:30]),
+        ("middle column", np.s_[2:20, 18]),
+    ):
+        m = empty.copy()
+        m[line] = True
+        cases += [(f"{name}/full", m, full), (f"{name}/middle", m, np.roll(m, 9, axis=1))]
+    checker = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
+    cases += [("checker/full", checker, full), ("checker/shifted", checker, ~checker)]
+    return cases
+
+
+@pytest.mark.parametrize("radius", [1, 3, 18])
+def test_fast_j_and_f_equal_literal_dilation_on_edge_cases(radius: int) -> None:
+    for name, gt, pred in _edge_cases():
+        for a, b in ((gt, pred), (pred, gt)):
+            assert _pair_counts(a, b, radius) == _literal_counts(a, b, radius), name
+            assert jaccard_and_boundary(a, b, bound_th=radius) == _literal_j_prf(a, b, radius)
+
+
+def test_fast_j_and_f_equal_literal_dilation_per_object_of_a_label_map() -> None:
+    """Several touching and nested objects of one label map, each scored as its own mask."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:120, :200]
+    gt = np.zeros((120, 200), np.uint8)
+    for label, (cy, cx, ry, rx) in enumerate(
+        [(60, 50, 40, 45), (60, 100, 30, 30), (5, 190, 20, 25)]
+    ):
+        gt[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = label + 1
+    gt[55:65, 40:60] = 4  # an object inside another
+    pred = np.roll(gt, (3, -4), axis=(0, 1))
+    pred[rng.random(gt.shape) < 0.01] = 2  # specks of a wrong label
+    for obj in range(1, 5):
+        g, p = gt == obj, pred == obj
+        assert _pair_counts(g, p, 5) == _literal_counts(g, p, 5)
+        assert jaccard_and_boundary(g, p, bound_th=5) == _literal_j_prf(g, p, 5)

@@ -7,17 +7,16 @@ pixel of one mask is matched when a boundary pixel of the other lies within the 
 ``dx^2 + dy^2 <= bound_pix^2``. Precision = matched prediction pixels / prediction boundary
 pixels, recall = matched ground-truth pixels / ground-truth boundary pixels.
 
-Why it is fast (J+F in about 1/40 of the reference's time at 480p, 1/100 at 1080p; see
-``bench/bench_metrics.py``): the reference dilates both full-frame boundary maps with the disk,
-``H x W x |disk|`` work (197 offsets at 480p, 1009 at 1080p). Boundaries are sparse, so here,
-in numba kernels (compiled on first use, cached on disk):
+Why it is fast (see ``bench/bench_metrics.py`` for same-run ratios against the DAVIS code as
+shipped by ``vos-benchmark``): the reference dilates both full-frame boundary maps with the
+disk, ``H x W x |disk|`` work (197 offsets at 480p, 1009 at 1080p). Boundaries are sparse, so
+here, in numba kernels (compiled on first use, cached on disk):
 
 1. one vectorised pass finds the bounding box of the two masks' union
-   (:func:`~endobench.metrics.region.union_box`); J's counts and the boundaries are computed
-   inside it only;
-2. each row of the box yields both masks' boundary bits in one vectorised loop, and the row is
-   then skipped eight pixels at a time (as uint64 words) to collect the boundary pixels'
-   columns, row by row, already sorted;
+   (:func:`~endobench.metrics.region.union_box`);
+2. one pass over the box computes, row by row in vectorised loops, both masks' boundary bits
+   and J's counts; the row is then skipped eight pixels at a time (as uint64 words) to collect
+   the boundary pixels' columns, row by row, already sorted;
 3. "is there a boundary pixel of the other mask within the disk" is asked of boundary pixels
    only: for each row ``dy`` of the disk (nearest first, stop at the first hit) a cursor walks
    the other mask's sorted columns in row ``y + dy``, moving only forward. A matched pixel
@@ -37,7 +36,7 @@ import numba
 import numpy as np
 
 from endobench.metrics._arrays import as_mask, mask_pair
-from endobench.metrics.region import box_overlap_counts, union_box
+from endobench.metrics.region import union_box
 
 # error_model="numpy": no zero-division checks, which lets the loops vectorise.
 _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -84,68 +83,75 @@ def _disk_half_widths(radius: int) -> np.ndarray:
 
 
 @_njit
-def _boundary_row(g, p, y, xa, xb, out):  # noqa: ANN001, ANN202 (numba kernel)
-    """Boundary bits of pixels ``(y, xa..xb-1)`` into ``out[0 : xb - xa]``: bit 0 ground truth,
-    bit 1 prediction. Needs ``xb <= W - 1`` (every pixel has a right neighbour)."""
-    n = xb - xa
-    # Row slices indexed from 0: numba then knows the indices are >= 0 and vectorises.
-    a, b = g[y, xa : xb + 1], p[y, xa : xb + 1]
-    if y + 1 < g.shape[0]:
-        c, d = g[y + 1, xa : xb + 1], p[y + 1, xa : xb + 1]
-        for x in range(n):
-            bg = (a[x] ^ a[x + 1]) | (a[x] ^ c[x]) | (a[x] ^ c[x + 1])
-            bp = (b[x] ^ b[x + 1]) | (b[x] ^ d[x]) | (b[x] ^ d[x + 1])
-            out[x] = bg | (bp << 1)
-    else:  # last image row: only the right neighbour counts
-        for x in range(n):
-            out[x] = (a[x] ^ a[x + 1]) | ((b[x] ^ b[x + 1]) << 1)
+def _box_scan(g, p, y0, y1, x0, x1):  # noqa: ANN001, ANN202 (numba kernel)
+    """J's counts and both masks' boundary pixels, in one pass over the box ``[y0:y1, x0:x1]``
+    of two 0/1 uint8 masks that are zero outside it.
 
-
-@_njit
-def _boundary_points(g, p, y0, y1, x0, x1):  # noqa: ANN001, ANN202 (numba kernel)
-    """Boundary pixels of both masks (zero outside the box ``[y0:y1, x0:x1]``), row by row.
-
-    Returns ``(gx, gstart, px, pstart)``: the columns of ground-truth boundary pixels in row
-    ``y`` are ``gx[gstart[y] : gstart[y + 1]]``, ascending (likewise for the prediction).
+    Returns ``(inter, union, gx, gstart, px, pstart)``: the columns of ground-truth boundary
+    pixels in row ``y`` are ``gx[gstart[y] : gstart[y + 1]]``, ascending (likewise ``px``).
     """
     h, w = g.shape
     # Boundary pixels lie in the box grown by one pixel up and left (a pixel whose right or
-    # lower neighbour is inside); the last image column has no right neighbour, so it is
-    # handled on its own.
+    # lower neighbour is inside). Columns xa..xb-1 have a right neighbour; the last image
+    # column (when the box reaches it) is handled on its own. Counting J over the grown box
+    # adds only zeros.
     ya, xa = max(y0 - 1, 0), max(x0 - 1, 0)
     xb = min(x1, w - 1)
-    words = np.zeros((xb - xa + 8) // 8, np.uint64)
-    bits = words.view(np.uint8)  # zero padding past xb - xa stays zero
-    size = (y1 - ya + 1) * (x1 - xa + 1)
+    n = xb - xa
+    words = np.zeros((n + 8) // 8, np.uint64)
+    bits = words.view(np.uint8)  # zero padding past n stays zero
+    # Room for the branch-free appends, which write up to 7 columns past the last pixel.
+    size = (y1 - ya) * (x1 - xa) + 8
     gx = np.empty(size, np.int32)
     px = np.empty(size, np.int32)
     gstart = np.zeros(h + 1, np.int64)
     pstart = np.zeros(h + 1, np.int64)
     ng = npred = 0
+    inter = union = 0
     for y in range(h):
         gstart[y], pstart[y] = ng, npred
         if y < ya or y >= y1:
             continue
-        _boundary_row(g, p, y, xa, xb, bits)
-        # Boundaries are sparse: skip eight pixels at a time.
+        # Row slices indexed from 0: numba then knows the indices are >= 0 and vectorises.
+        a, b = g[y, xa : xb + 1], p[y, xa : xb + 1]
+        if y + 1 < h:
+            c, d = g[y + 1, xa : xb + 1], p[y + 1, xa : xb + 1]
+            for x in range(n):
+                bg = (a[x] ^ a[x + 1]) | (a[x] ^ c[x]) | (a[x] ^ c[x + 1])
+                bp = (b[x] ^ b[x + 1]) | (b[x] ^ d[x]) | (b[x] ^ d[x + 1])
+                bits[x] = bg | (bp << 1)
+        else:  # last image row: only the right neighbour counts
+            for x in range(n):
+                bits[x] = (a[x] ^ a[x + 1]) | ((b[x] ^ b[x + 1]) << 1)
+        # J's counts in a loop of their own, with a narrow per-row accumulator: fused into
+        # the loop above, or accumulated in int64, the loops no longer vectorise (3x slower).
+        row_inter = row_union = np.uint32(0)
+        for x in range(n):
+            row_inter += np.uint32(a[x] & b[x])
+            row_union += np.uint32(a[x] | b[x])
+        inter += row_inter
+        union += row_union
+        # Boundaries are sparse: skip eight pixels at a time; within a word, append without
+        # branches (write every column, advance the end only past boundary pixels).
         for k in range(words.size):
             if words[k]:
                 for i in range(8 * k, 8 * k + 8):
-                    if bits[i] & 1:
-                        gx[ng] = xa + i
-                        ng += 1
-                    if bits[i] & 2:
-                        px[npred] = xa + i
-                        npred += 1
-        if x1 == w and y + 1 < h:  # last column: only the lower neighbour counts
-            if g[y, w - 1] != g[y + 1, w - 1]:
-                gx[ng] = w - 1
-                ng += 1
-            if p[y, w - 1] != p[y + 1, w - 1]:
-                px[npred] = w - 1
-                npred += 1
+                    gx[ng] = xa + i
+                    px[npred] = xa + i
+                    ng += bits[i] & 1
+                    npred += bits[i] >> 1
+        if x1 == w:  # last column: no right neighbour; only the lower one counts
+            inter += a[n] & b[n]
+            union += a[n] | b[n]
+            if y + 1 < h:
+                if a[n] != c[n]:
+                    gx[ng] = w - 1
+                    ng += 1
+                if b[n] != d[n]:
+                    px[npred] = w - 1
+                    npred += 1
     gstart[h], pstart[h] = ng, npred
-    return gx, gstart, px, pstart
+    return inter, union, gx, gstart, px, pstart
 
 
 @_njit
@@ -189,15 +195,15 @@ def _matched_count(qx, qstart, tx, tstart, half_widths):  # noqa: ANN001, ANN202
 
 
 @_njit
-def _boundary_counts(g, p, y0, y1, x0, x1, half_widths):  # noqa: ANN001, ANN202 (numba kernel)
-    """``(n_pred, pred_matched, n_gt, gt_matched)`` of masks that are zero outside the box."""
-    gx, gstart, px, pstart = _boundary_points(g, p, y0, y1, x0, x1)
+def _box_counts(g, p, y0, y1, x0, x1, half_widths):  # noqa: ANN001, ANN202 (numba kernel)
+    """``(inter, union, n_pred, pred_matched, n_gt, gt_matched)`` of masks zero outside the box."""
+    inter, union, gx, gstart, px, pstart = _box_scan(g, p, y0, y1, x0, x1)
     n_gt, n_pred = gstart[-1], pstart[-1]
     pred_matched = gt_matched = 0
     if n_gt and n_pred:
         pred_matched = _matched_count(px, pstart, gx, gstart, half_widths)
         gt_matched = _matched_count(gx, gstart, px, pstart, half_widths)
-    return n_pred, pred_matched, n_gt, gt_matched
+    return inter, union, n_pred, pred_matched, n_gt, gt_matched
 
 
 def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, int, int, int, int]:
@@ -206,14 +212,13 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
     Returns ``(intersection, union, n_pred_boundary, pred_matched, n_gt_boundary, gt_matched)``.
     """
     g8, p8 = g.view(np.uint8), p.view(np.uint8)
-    # Kernels of region.py are called from here, not from a kernel of this module: numba's
+    # union_box (region.py) is called from here, not from a kernel of this module: numba's
     # disk cache would not notice when region.py changes under a caller compiled here.
     box = union_box(g8, p8)
     if box[1] == 0:
         return 0, 0, 0, 0, 0, 0
-    inter, union = box_overlap_counts(g8, p8, *box)
-    counts = _boundary_counts(g8, p8, *box, _disk_half_widths(radius))
-    return (int(inter), int(union), *(int(c) for c in counts))  # type: ignore[return-value]
+    counts = _box_counts(g8, p8, *box, _disk_half_widths(radius))
+    return tuple(int(c) for c in counts)  # type: ignore[return-value]
 
 
 def _prf(n_pred: int, pred_matched: int, n_gt: int, gt_matched: int) -> tuple[float, float, float]:

@@ -33,7 +33,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from endobench.propagation.affinity_core import l2_normalize, minmax_per_channel, propagate_labels
+from endobench.propagation.affinity_core import (
+    l2_normalize,
+    minmax_per_channel,
+    propagate_labels,
+    window_keys,
+)
 from endobench.propagation.base import PropagationStep
 
 REFERENCE_MEAN = (0.485, 0.456, 0.406)
@@ -128,8 +133,8 @@ class AffinityPropagator:
         ref = self.config.mode == "reference"
         self._mean = np.asarray(REFERENCE_MEAN if ref else extractor.mean, np.float32)  # type: ignore[attr-defined]
         self._std = np.asarray(REFERENCE_STD if ref else extractor.std, np.float32)  # type: ignore[attr-defined]
-        self._first: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._recent: deque[tuple[torch.Tensor, torch.Tensor]] = deque(
+        self._first: tuple[tuple[torch.Tensor, ...], torch.Tensor] | None = None
+        self._recent: deque[tuple[tuple[torch.Tensor, ...], torch.Tensor]] = deque(
             maxlen=max(self.config.n_last, 1)
         )
         self._grid: tuple[int, int] = (0, 0)
@@ -167,6 +172,10 @@ class AffinityPropagator:
         self.timings["features"] += time.perf_counter() - start
         return l2_normalize(features)
 
+    def _keys(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A frame's ``hw x d`` features laid out once for the windowed products."""
+        return window_keys(features, self._grid, self.config.radius)
+
     def _labels_to_grid(self, probs: np.ndarray) -> torch.Tensor:
         """Keyframe ``C x H x W`` probabilities -> ``C x hw`` labels on the current grid."""
         gh, gw = self._grid
@@ -193,7 +202,7 @@ class AffinityPropagator:
                 f"keyframe has {probs.shape[0] - 1} objects; at most {MAX_CLASSES - 1} are supported"
             )
         features = self._features(frame)
-        self._first = (features, self._labels_to_grid(probs))
+        self._first = (self._keys(features), self._labels_to_grid(probs))
         self._recent.clear()
         self._num_classes = probs.shape[0]
 
@@ -206,7 +215,7 @@ class AffinityPropagator:
         context = [self._first, *(self._recent if self.config.n_last > 0 else ())]
         labels, similarity = propagate_labels(
             query,
-            [f for f, _ in context],
+            [keys for keys, _ in context],
             [lab for _, lab in context],
             self._grid,
             radius=self.config.radius,
@@ -214,7 +223,7 @@ class AffinityPropagator:
             temperature=self.config.temperature,
         )
         if self.config.n_last > 0:
-            self._recent.append((query, labels))
+            self._recent.append((self._keys(query), labels))
         probs, confidence = self._to_frame(labels, similarity, frame.shape[:2])
         self.timings["propagation"] += time.perf_counter() - start
         return PropagationStep(probs=probs, confidence=confidence)

@@ -6,37 +6,22 @@ a query patch to a source patch is ``exp(cos / temperature)``; only sources insi
 context frames jointly keep their weight (ties with the k-th value included, as in the reference),
 normalised to sum to one. The result is the weighted average of the sources' soft labels.
 
-Instead of the reference's dense ``ncontext*hw x hw`` affinity and mask, each query gathers its window
-from a ``hw x (2r+1)^2`` index table built once per grid size (vectorised, milliseconds).
+Instead of the reference's dense ``ncontext*hw x hw`` affinity and mask, only the windowed similarities
+are computed: block by block of queries, against the rectangle of sources the block's windows reach
+(:func:`window_tiles`, :func:`window_keys`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@lru_cache(maxsize=8)
-def window_index(h: int, w: int, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Source indices of each query's square window on an ``h x w`` grid.
-
-    Returns ``index`` (``hw x K`` int64, K = (2r+1)^2; out-of-grid slots point at 0) and ``valid``
-    (``hw x K`` bool). ``radius <= 0`` means no restriction: every query sees every source.
-    """
-    if radius <= 0 or (radius >= h - 1 and radius >= w - 1):
-        index = torch.arange(h * w).expand(h * w, h * w).contiguous()
-        return index, torch.ones(h * w, h * w, dtype=torch.bool)
-    offsets = np.arange(-radius, radius + 1)
-    ys, xs = np.divmod(np.arange(h * w), w)
-    sy = ys[:, None] + offsets  # hw x (2r+1) source rows
-    sx = xs[:, None] + offsets  # hw x (2r+1) source columns
-    valid = ((sy >= 0) & (sy < h))[:, :, None] & ((sx >= 0) & (sx < w))[:, None, :]
-    # Out-of-grid slots are clipped onto the grid (any index will do: they are masked out).
-    index = (np.clip(sy, 0, h - 1) * w)[:, :, None] + np.clip(sx, 0, w - 1)[:, None, :]
-    return torch.from_numpy(index.reshape(h * w, -1)), torch.from_numpy(valid.reshape(h * w, -1))
+#: Side of the query blocks whose windowed similarities are computed as one product.
+TILE = 8
 
 
 def l2_normalize(features: torch.Tensor) -> torch.Tensor:
@@ -46,9 +31,74 @@ def l2_normalize(features: torch.Tensor) -> torch.Tensor:
     return F.normalize(rows, p=2, dim=1)
 
 
+@dataclass(frozen=True)
+class Tile:
+    """A block of query patches and the rectangle of sources their windows reach.
+
+    ``queries``: ``nq`` grid indices of the block. Sources: grid rows ``ya:yb`` x columns of the
+    ``band``-th column band, ``band_cols = (xa, xb)``; they are enumerated row-major, so the
+    ``ns = (yb - ya) * (xb - xa)`` sources of a frame are one contiguous slice of its band
+    (:func:`window_keys`). ``bias``: ``nq x ns`` float32, 0 for a source inside the query's own
+    window, -inf outside.
+    """
+
+    queries: torch.Tensor
+    band: int
+    rows: tuple[int, int]
+    band_cols: tuple[int, int]
+    bias: torch.Tensor
+
+
+@lru_cache(maxsize=8)
+def window_tiles(h: int, w: int, radius: int, size: int = TILE) -> tuple[Tile, ...]:
+    """Cover an ``h x w`` grid with ``size x size`` query blocks (see :class:`Tile`).
+
+    With ``size`` 8 and radius 12 a block reaches at most 32 x 32 sources, against ``h * w`` for
+    each query in the dense product. ``radius <= 0`` means no restriction.
+    """
+    if radius <= 0:
+        radius = max(h, w)
+    tiles = []
+    for band, x0 in enumerate(range(0, w, size)):
+        x1 = min(x0 + size, w)
+        xa, xb = max(x0 - radius, 0), min(x1 + radius, w)
+        for y0 in range(0, h, size):
+            y1 = min(y0 + size, h)
+            ya, yb = max(y0 - radius, 0), min(y1 + radius, h)
+            qy, qx = np.mgrid[y0:y1, x0:x1].reshape(2, -1)
+            sy, sx = np.mgrid[ya:yb, xa:xb].reshape(2, -1)
+            outside = (np.abs(qy[:, None] - sy) > radius) | (np.abs(qx[:, None] - sx) > radius)
+            tiles.append(
+                Tile(
+                    torch.from_numpy(qy * w + qx),
+                    band,
+                    (ya, yb),
+                    (xa, xb),
+                    torch.from_numpy(np.where(outside, -np.inf, 0.0).astype(np.float32)),
+                )
+            )
+    return tuple(tiles)
+
+
+def window_keys(
+    features: torch.Tensor, grid: tuple[int, int], radius: int, size: int = TILE
+) -> tuple[torch.Tensor, ...]:
+    """A frame's ``hw x d`` features laid out for :func:`propagate_labels`: per column band of
+    :func:`window_tiles`, the ``d x h * (xb - xa)`` features of the band's patches (row-major,
+    transposed, the layout BLAS multiplies fastest), so every block's sources are one slice of
+    columns. Built once per frame."""
+    h, w = grid
+    grid_features = features.reshape(h, w, -1)
+    bands = {tile.band: tile.band_cols for tile in window_tiles(h, w, radius, size)}
+    return tuple(
+        grid_features[:, xa:xb].reshape(-1, features.shape[1]).t().contiguous()
+        for _, (xa, xb) in sorted(bands.items())
+    )
+
+
 def propagate_labels(
     query: torch.Tensor,
-    context_features: list[torch.Tensor],
+    context_keys: list[tuple[torch.Tensor, ...]],
     context_labels: list[torch.Tensor],
     grid: tuple[int, int],
     radius: int = 12,
@@ -58,46 +108,93 @@ def propagate_labels(
     """Propagate soft labels from context frames onto a query frame.
 
     query: ``hw x d`` L2-normalised features of the target frame.
-    context_features: per context frame ``hw x d`` L2-normalised features (first frame first).
+    context_keys: per context frame (first frame first) its L2-normalised features as
+    :func:`window_keys` lays them out (same ``grid`` and ``radius``).
     context_labels: per context frame ``C x hw`` soft labels.
     Returns ``(labels, top_affinity)``: ``C x hw`` propagated labels (columns sum to one when the
     context labels do) and ``hw`` mean cosine similarity of the kept sources (a confidence cue).
+
+    Only the windowed similarities are computed, one product per block of queries and context
+    frame (:func:`window_tiles`). exp is monotone, so the top-k affinities are the exp of the
+    top-k similarities. They lie in the k source rows (of any frame) with the largest maxima;
+    only those rows' similarities are exponentiated. All sources whose affinity ties with the
+    k-th are kept, as in the reference: a query whose (k+1)-th row maximum could tie is redone
+    over its whole window.
     """
+    threads = torch.get_num_threads()
+    # Hundreds of small products and reductions: on CPU, fanning each out to threads costs
+    # more than it gains (and stalls when the machine is shared), so run them on one thread.
+    torch.set_num_threads(1)
+    try:
+        return _propagate_blocks(
+            query, context_keys, context_labels, grid, radius, topk, temperature
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _propagate_blocks(
+    query: torch.Tensor,
+    context_keys: list[tuple[torch.Tensor, ...]],
+    context_labels: list[torch.Tensor],
+    grid: tuple[int, int],
+    radius: int,
+    topk: int,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`propagate_labels`, block by block."""
     h, w = grid
     hw = h * w
-    index, valid = window_index(h, w, radius)
-    n_window = index.shape[1]
-    sims = []
-    for keys in context_features:
-        full = query @ keys.t()  # hw x hw, the same product the reference computes
-        sims.append(torch.gather(full, 1, index))
-    sim = torch.cat(sims, dim=1)  # hw x (ncontext*K), frame-major like the reference's stacking
-    sim.masked_fill_(~valid.repeat(1, len(context_features)), -torch.inf)
-    k = min(topk, sim.shape[1])
-    # exp is monotone, so the top-k affinities are the exp of the top-k similarities: rank the
-    # similarities and exponentiate only a few candidates. The 8 extra candidates catch the
-    # sources whose affinity ties with the k-th one (the reference keeps all of them).
-    n_cand = min(k + 8, sim.shape[1])
-    cand_sim, cand_slot = sim.topk(n_cand, dim=1)
-    cand_aff = torch.exp(cand_sim / temperature)
-    kth = cand_aff[:, k - 1 : k]
-    kept = torch.where(cand_aff >= kth, cand_aff, 0.0)
-    weights = kept / kept.sum(dim=1, keepdim=True)
-    source = torch.gather(index, 1, cand_slot % n_window) + (cand_slot // n_window) * hw
-    all_labels = torch.cat(context_labels, dim=1)  # C x (ncontext*hw)
-    labels = (all_labels[:, source] * weights.unsqueeze(0)).sum(dim=2)
-    confidence = (cand_sim.clamp_min(-1.0) * weights).sum(dim=1)
-
-    # Rows whose ties run past the candidates (never seen in practice): use every source.
-    for row in torch.nonzero(cand_aff[:, -1] >= kth[:, 0]).flatten().tolist():
-        if n_cand == sim.shape[1]:
-            break
-        aff = torch.exp(sim[row] / temperature)
-        keep = torch.nonzero(aff >= kth[row]).flatten()
-        wts = aff[keep] / aff[keep].sum()
-        src = index[row, keep % n_window] + (keep // n_window) * hw
-        labels[:, row] = (all_labels[:, src] * wts).sum(dim=1)
-        confidence[row] = (sim[row, keep] * wts).sum()
+    n_ctx = len(context_keys)
+    all_labels = torch.cat(context_labels, dim=1)  # C x (ncontext*hw), frame-major
+    labels = torch.empty(all_labels.shape[0], hw, dtype=all_labels.dtype)
+    confidence = torch.empty(hw, dtype=query.dtype)
+    tiles = window_tiles(h, w, radius)
+    # One buffer for every block's similarities: a fresh multi-MB tensor per block would cost
+    # page faults each time.
+    buffer = torch.empty(n_ctx * max(t.bias.numel() for t in tiles), dtype=query.dtype)
+    for tile in tiles:
+        (ya, yb), (xa, xb) = tile.rows, tile.band_cols
+        n_rows, width = yb - ya, xb - xa
+        n_src, nq = n_rows * width, tile.queries.numel()
+        q = query[tile.queries]
+        sim = buffer[: n_ctx * nq * n_src].view(n_ctx, nq, n_src)
+        for c, bands in enumerate(context_keys):
+            # bias + q @ keys in one BLAS call: sources outside the query's window get -inf.
+            torch.addmm(tile.bias, q, bands[tile.band][:, ya * width : yb * width], out=sim[c])
+        # Best source rows: maxima over each row of the sources, of every frame.
+        row_max = sim.view(n_ctx, nq, n_rows, width).amax(dim=3).transpose(0, 1)
+        row_max = row_max.reshape(nq, n_ctx * n_rows)
+        k = min(topk, n_ctx * n_src)
+        n_chosen = min(k, row_max.shape[1])  # the k best rows, or all of them
+        picked_max, picked = row_max.topk(min(k + 1, row_max.shape[1]), dim=1)
+        chosen = picked[:, :n_chosen]
+        frame, row = chosen // n_rows, chosen % n_rows
+        query_ids = torch.arange(nq)[:, None]
+        cand_sim = sim.view(n_ctx, nq, n_rows, width)[frame, query_ids, row].reshape(nq, -1)
+        columns = torch.arange(xa, xb)
+        source = (frame * hw + (ya + row) * w)[:, :, None] + columns
+        source = source.reshape(nq, -1)
+        cand_aff = torch.exp(cand_sim / temperature)
+        kth = cand_aff.topk(k, dim=1).values[:, k - 1 : k]
+        kept = torch.where(cand_aff >= kth, cand_aff, 0.0)
+        weights = kept / kept.sum(dim=1, keepdim=True)
+        labels[:, tile.queries] = (all_labels[:, source] * weights.unsqueeze(0)).sum(dim=2)
+        confidence[tile.queries] = (cand_sim.clamp_min(-1.0) * weights).sum(dim=1)
+        if picked.shape[1] == n_chosen:
+            continue  # every source row was a candidate
+        # A source outside the chosen rows is at most the (k+1)-th row maximum: when its
+        # affinity reaches the k-th, ties may run past the candidates; use the whole window.
+        redo = torch.exp(picked_max[:, k] / temperature) >= kth[:, 0]
+        for i in torch.nonzero(redo).flatten().tolist():
+            window_sim = sim[:, i].reshape(-1)
+            aff = torch.exp(window_sim / temperature)
+            keep = torch.nonzero(aff >= kth[i]).flatten()
+            wts = aff[keep] / aff[keep].sum()
+            frame_i, pos = keep // n_src, keep % n_src
+            src = frame_i * hw + (ya + pos // width) * w + xa + pos % width
+            labels[:, tile.queries[i]] = (all_labels[:, src] * wts).sum(dim=1)
+            confidence[tile.queries[i]] = (window_sim[keep] * wts).sum()
     return labels, confidence
 
 
