@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         bound_th=args.bound_th,
         hd95_definition=args.hd95_definition,
         dice_empty=args.dice_empty,
-        progress=not args.json,
+        progress=not args.json and sys.stderr.isatty(),
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvaluationWarning)
