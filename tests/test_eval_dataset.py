@@ -150,3 +150,19 @@ def test_sparse_annotations_score_annotated_frames_only(registry_file, tmp_path,
     assert frames == ["f02", "f02", "f03", "f03", "f06", "f06"]
     by_folder = _eval_json(capsys, "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"))
     assert by_dataset == by_folder
+
+
+def test_dataset_mode_temporal_consistency_uses_the_clip_frames(registry_file, tmp_path, capsys):
+    (clip,) = load_registry(registry_file).open("sparse").clips()
+    for i, stem in enumerate(clip.frame_names):
+        gt = clip.mask(i)
+        m = np.zeros((40, 60), np.uint8) if gt is None else gt % 255
+        write_palette_png(tmp_path / "pred" / "clip" / f"{stem}.png", m)
+    glob = _eval_json(
+        capsys, "--dataset", "sparse", "--datasets", str(registry_file),
+        "--pred", str(tmp_path / "pred"), "--metrics", "jf,tc",
+    )["global"]  # fmt: skip
+    # predictions equal the ground truth (void as background) on the scored frames
+    assert glob["J&F-Mean"] == 1.0
+    assert 0.5 < glob["TC-Pred"] <= 1.0 and 0.5 < glob["TC-GT"] <= 1.0
+    assert glob["TC-Gap"] == pytest.approx(glob["TC-GT"] - glob["TC-Pred"], abs=1e-12)

@@ -59,7 +59,6 @@ def _class_checker(clip: Any, dataset: str) -> Any:
 def clip_source(clip: Any, pred_dir: Path, dataset: str) -> SequenceSource:
     """The :class:`SequenceSource` of a clip's annotated frames against ``pred_dir``."""
     from endobench.data import DataError
-    from endobench.propagation.flow import to_gray
 
     indices = list(clip.annotated)
     stems = tuple(Path(clip.frame_names[i]).stem for i in indices)
@@ -82,6 +81,8 @@ def clip_source(clip: Any, pred_dir: Path, dataset: str) -> SequenceSource:
         return check(path, read_mask(path))
 
     def load_gray(j: int) -> np.ndarray:
+        from endobench.propagation.flow import to_gray  # only temporal consistency needs it
+
         try:
             return to_gray(clip.frame(indices[j]))
         except DataError as exc:
