@@ -67,6 +67,10 @@ def _out_dir(t: Path) -> None:
     (t / "rows.csv").mkdir()
 
 
+def _out_under_file(t: Path) -> None:
+    (t / "afile").write_text("x")
+
+
 def _no_clip(t: Path) -> None:
     shutil.rmtree(t / "pred" / "seq")
 
@@ -87,6 +91,7 @@ ERRORS = [
     ("bound-th-nan", FOLDER, ["--bound-th", "nan"], None, "--bound-th nan: expected a number > 0"),
     ("metric", FOLDER, ["--metrics", "jf,xyz"], None, "metrics: unknown ['xyz']; expected some of"),
     ("out-is-dir", FOLDER, [], _out_dir, "rows.csv is a directory; expected a CSV file path"),
+    ("out-under-file", FOLDER, [], _out_under_file, "{t}/afile is a file, not a folder"),
     ("gt-missing", ["--gt", "{t}/nope", "--pred", "{t}/pred"], [], None,
      "{t}/nope: ground-truth folder not found"),
     ("pred-missing", ["--gt", "{t}/gt", "--pred", "{t}/nope"], [], None,
@@ -125,7 +130,7 @@ ERRORS = [
 def test_user_error_is_one_line(case: Path, capsys, mode, extra, setup, line) -> None:
     if setup is not None:
         setup(case)
-    out = case / "rows.csv"
+    out = case / ("afile/rows.csv" if setup is _out_under_file else "rows.csv")
     argv = [a.format(t=case) for a in mode + extra]
     workers = [] if "--workers" in extra else ["--workers", "0"]
     assert main(["eval", *argv, "--out", str(out), *workers]) == 2

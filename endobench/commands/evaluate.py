@@ -114,6 +114,9 @@ def _out_paths(out: Path | None) -> list[Path]:
     for path in paths:
         if path.is_dir():
             raise UserError(f"--out {out}: {path} is a directory; expected a CSV file path")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"--out {out}: {parent} is a file, not a folder")
     return paths
 
 
@@ -181,8 +184,11 @@ def run(args: argparse.Namespace) -> int:
     if outputs:
         from endobench.io_utils import atomic_write_text
 
-        atomic_write_text(outputs[0], df.to_csv(index=False))
-        atomic_write_text(outputs[1], table.to_csv())
+        try:
+            atomic_write_text(outputs[0], df.to_csv(index=False))
+            atomic_write_text(outputs[1], table.to_csv())
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     if args.json:
         print(json.dumps(table_to_json(table), indent=2))
     else:
