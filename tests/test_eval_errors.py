@@ -174,3 +174,20 @@ def test_extra_predictions_warn_one_line_each(case: Path, capsys) -> None:
             "of sequence seq has their name: 00009.png, extra.png"
         )
         assert len(out.read_text().splitlines()) == 1 + 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--pred", "p"], "one of the arguments --gt --dataset is required"),
+        (["--gt", "g", "--dataset", "d", "--pred", "p"], "argument --dataset: not allowed with"),
+        (["--gt", "g", "--pred", "p", "--workers", "two"], "argument --workers: invalid int"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv, line) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("endobench eval: error: "), err
+    assert line in err and err.rstrip().endswith("(see endobench eval --help)")

@@ -89,7 +89,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         help="Dice when both masks are empty (default 1.0; 'nan' for MONAI's)",
     )
+    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
     parser.set_defaults(func=run)
+
+
+def _one_line_error(parser: argparse.ArgumentParser) -> Any:
+    """argparse's usage errors as the one line every eval error is (exit code 2)."""
+
+    def error(message: str) -> None:
+        parser.exit(2, f"endobench eval: error: {message} (see endobench eval --help)\n")
+
+    return error
 
 
 def _format_table(table: Any, protocol: str) -> str:
