@@ -1,9 +1,11 @@
 """`endobench eval`: a drop-in DAVIS evaluator (J&F, T, Dice/HD95, flow-warped consistency).
 
-Reads ground truth in the DAVIS layout (``ROOT/Annotations/480p/<seq>/``) or one plain folder,
-predictions from ``PRED/<seq>/`` (or ``PRED/``), decodes the PNGs in worker processes, scores
-with :mod:`endobench.metrics` and prints the DAVIS table (or JSON with ``--json``). Nothing is
-cached: every run reads and scores the files it is given.
+Folder mode: ground truth in the DAVIS layout (``ROOT/Annotations/480p/<seq>/``) or one plain
+folder, predictions from ``PRED/<seq>/`` (or ``PRED/``). Dataset mode (``--dataset NAME``):
+ground truth read through a registry dataset's reader (class mapping, void, annotated frames
+only), predictions from ``PRED/<clip>/<frame stem>.png`` as ``endobench track`` writes them.
+Prints the DAVIS table (or JSON with ``--json``); warnings and errors are one line each on
+stderr. The scoring itself lives in :mod:`endobench.evaluation`.
 """
 
 from __future__ import annotations
@@ -11,18 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from endobench.io_utils import atomic_write_text
-
-METRIC_CHOICES = ("jf", "j", "f", "t", "dice", "hd95", "tc")
+from endobench.errors import UserError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,12 +29,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--gt",
-        required=True,
         type=Path,
         help="DAVIS root (with Annotations/480p/<seq>) or one folder of mask PNGs",
     )
+    source.add_argument(
+        "--dataset", help="registry dataset whose reader gives the ground truth (datasets.yaml)"
+    )
+    parser.add_argument(
+        "--datasets", type=Path, default=None, help="registry file for --dataset (datasets.yaml)"
+    )
+    parser.add_argument("--split", default=None, help="dataset split for --dataset (default: all)")
     parser.add_argument(
         "--pred",
         required=True,
@@ -52,13 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metrics",
         default="jf",
-        help=f"comma-separated, among {','.join(METRIC_CHOICES)} (default jf)",
+        help="comma-separated, among jf,j,f,t,dice,hd95,tc (default jf)",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=None,
-        help="PNG decoding processes (default: CPU count, at most 8; 0 = in-process)",
+        help="scoring threads (default: usable CPUs, at most 8; 0 = in the calling thread)",
     )
     parser.add_argument(
         "--out",
@@ -71,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bound-th",
         type=float,
         default=0.008,
-        help="F tolerance: fraction of the diagonal (<1) or pixels (>=1)",
+        help="F tolerance, > 0: fraction of the diagonal (<1) or pixels (>=1)",
     )
     parser.add_argument(
         "--hd95",
@@ -86,34 +89,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         help="Dice when both masks are empty (default 1.0; 'nan' for MONAI's)",
     )
+    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
     parser.set_defaults(func=run)
 
 
-def _metric_tokens(text: str) -> list[str]:
-    tokens = [t.strip().lower() for t in text.split(",") if t.strip()]
-    unknown = [t for t in tokens if t not in METRIC_CHOICES]
-    if unknown:
-        raise ValueError(f"--metrics: unknown {unknown}; expected some of {list(METRIC_CHOICES)}")
-    return tokens
+def _one_line_error(parser: argparse.ArgumentParser) -> Any:
+    """argparse's usage errors as the one line every eval error is (exit code 2)."""
+
+    def error(message: str) -> None:
+        parser.exit(2, f"endobench eval: error: {message} (see endobench eval --help)\n")
+
+    return error
 
 
-def _json_value(x: Any) -> Any:
-    if isinstance(x, (float, np.floating)):
-        return None if math.isnan(x) else float(x)
-    return x
-
-
-def table_to_json(table: pd.DataFrame) -> dict[str, Any]:
-    """``{"sequences": {seq: {column: value}}, "global": {...}}``; NaN becomes null."""
-    rows = {
-        str(name): {str(k): _json_value(v) for k, v in row.items()}
-        for name, row in table.iterrows()
-    }
-    glob = rows.pop("global", {})
-    return {"sequences": rows, "global": glob}
-
-
-def _format_table(table: pd.DataFrame, protocol: str) -> str:
+def _format_table(table: Any, protocol: str) -> str:
     fmt = lambda v: f"{v:.6f}"  # noqa: E731
     glob = table.loc[["global"]].reset_index(drop=True)
     per_seq = table.drop(index="global")
@@ -127,132 +116,102 @@ def _format_table(table: pd.DataFrame, protocol: str) -> str:
     return "\n".join(lines)
 
 
-def _temporal_consistency(seq, gt_masks, pred_masks, rows: pd.DataFrame) -> dict[str, float]:
-    """TC of the prediction and the ground truth on DIS optical flow over the JPEG frames."""
-    from endobench.metrics.flow_frames import dis_backward_flows, read_frames
-    from endobench.metrics.temporal_consistency import flicker_rate, flow_warped_consistency
+def _out_paths(out: Path | None) -> list[Path]:
+    """The two files ``--out`` writes, checked before anything is scored."""
+    if out is None:
+        return []
+    paths = [out, out.with_name(f"{out.stem}-table.csv")]
+    for path in paths:
+        if path.is_dir():
+            raise UserError(f"--out {out}: {path} is a directory; expected a CSV file path")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"--out {out}: {parent} is a file, not a folder")
+    return paths
 
-    if seq.frames_dir is None or not seq.frames_dir.is_dir():
-        raise FileNotFoundError(
-            f"sequence {seq.name}: --metrics tc needs the video frames at "
-            f"{seq.frames_dir or 'ROOT/JPEGImages/480p/<seq>'} (DAVIS layout)"
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.workers is not None and args.workers < 0:
+        raise UserError(
+            f"--workers {args.workers}: expected 0 (score in the calling thread) or a positive "
+            "number of threads"
         )
-    flows = dis_backward_flows(read_frames(seq.frames_dir, seq.frame_names))
-    out: dict[str, list[float]] = {"TC-Pred": [], "TC-GT": [], "Flicker-Pred": []}
-    # Pairs (t-1, t) whose two predictions were read (semi-supervised skips first and last).
-    read = np.array([m is not None for m in pred_masks])
-    pairs = read[:-1] & read[1:]
-    blank = np.zeros(gt_masks[0].shape, bool)
-    for obj, pred_obj in rows[["object", "pred_object"]].drop_duplicates().itertuples(index=False):
-        pm = [blank if m is None else m == pred_obj for m in pred_masks]
-        gm = [m == obj for m in gt_masks]
-        out["TC-Pred"].append(float(np.nanmean(flow_warped_consistency(pm, flows)[pairs])))
-        out["TC-GT"].append(float(np.nanmean(flow_warped_consistency(gm, flows))))
-        out["Flicker-Pred"].append(float(np.nanmean(flicker_rate(pm, flows)[pairs])))
-    res = {k: float(np.nanmean(v)) if v else float("nan") for k, v in out.items()}
-    res["TC-Gap"] = res["TC-GT"] - res["TC-Pred"]
-    return res
+    if not (math.isfinite(args.bound_th) and args.bound_th > 0):
+        raise UserError(
+            f"--bound-th {args.bound_th:g}: expected a number > 0 (a fraction of the image "
+            "diagonal if < 1, else pixels)"
+        )
+    if args.gt is not None and (args.datasets is not None or args.split is not None):
+        raise UserError("--datasets and --split go with --dataset, not with --gt")
 
 
-def evaluate_folders(
-    gt: Path,
-    pred: Path,
-    *,
-    sequences: list[str] | None = None,
-    protocol: str = "semi-supervised",
-    metrics: list[str] | None = None,
-    workers: int | None = None,
-    bound_th: float = 0.008,
-    hd95_definition: str = "monai",
-    dice_empty: float = 1.0,
-    progress: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every sequence; returns ``(per-frame rows, DAVIS table)``. Errors name the file."""
-    from tqdm import tqdm
+def _show(caught: list[warnings.WarningMessage]) -> None:
+    """Evaluation warnings as one line each on stderr; any other warning as Python shows it."""
+    from endobench.evaluation import EvaluationWarning
 
-    from endobench.metrics import evaluate_sequence, summarize
-    from endobench.metrics.davis import scored_frames
-    from endobench.metrics.mask_folders import decode_masks, discover_sequences, prediction_paths
-
-    metrics = metrics or ["jf"]
-    want_tc = "tc" in metrics
-    seq_metrics = [m for m in metrics if m != "tc"]
-    seqs = discover_sequences(gt, pred, sequences)
-    if workers is None:
-        workers = min(8, os.cpu_count() or 1)
-    executor = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    frames, extras = [], {}
-    try:
-        for seq in tqdm(seqs, desc="eval", unit="seq", disable=not progress, file=sys.stderr):
-            n = len(seq.frame_names)
-            pred_paths = prediction_paths(seq, list(scored_frames(n, protocol)))
-            gt_paths = [seq.gt_dir / f"{name}.png" for name in seq.frame_names]
-            decoded = decode_masks(gt_paths + pred_paths, executor, workers)
-            gt_masks, pred_masks = decoded[:n], decoded[n:]
-            for name, g, p, path in zip(
-                seq.frame_names, gt_masks, pred_masks, pred_paths, strict=True
-            ):
-                if p is not None and g.shape != p.shape:
-                    raise ValueError(
-                        f"{path}: size {p.shape[1]}x{p.shape[0]} but ground truth "
-                        f"{seq.gt_dir / (name + '.png')} is {g.shape[1]}x{g.shape[0]}"
-                    )
-            try:
-                rows = evaluate_sequence(
-                    gt_masks,
-                    pred_masks,
-                    protocol,
-                    seq_metrics,
-                    bound_th=bound_th,
-                    frame_names=seq.frame_names,
-                    sequence=seq.name,
-                    dice_empty=dice_empty,
-                    hd95_definition=hd95_definition,
-                )
-            except ValueError as exc:
-                raise ValueError(f"{seq.pred_dir}: {exc}") from exc
-            if want_tc:
-                extras[seq.name] = _temporal_consistency(seq, gt_masks, pred_masks, rows)
-            frames.append(rows)
-    finally:
-        if executor is not None:
-            executor.shutdown()
-    df = pd.concat(frames, ignore_index=True)
-    table = summarize(df)
-    if extras:
-        extra = pd.DataFrame.from_dict(extras, orient="index")
-        extra.loc["global"] = extra.mean(axis=0)
-        table = table.join(extra)
-    return df, table
+    for w in caught:
+        if issubclass(w.category, EvaluationWarning):
+            print(f"endobench eval: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluator; exit code 0 on success, 2 on input errors (message on stderr)."""
-    try:
-        metrics = _metric_tokens(args.metrics)
-        sequences = (
-            [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences else None
-        )
-        df, table = evaluate_folders(
-            args.gt,
-            args.pred,
-            sequences=sequences,
-            protocol=args.protocol,
-            metrics=metrics,
-            workers=args.workers,
-            bound_th=args.bound_th,
-            hd95_definition=args.hd95_definition,
-            dice_empty=args.dice_empty,
-            progress=not args.json,
-        )
-    except (OSError, ValueError) as exc:
-        print(f"endobench eval: error: {exc}", file=sys.stderr)
-        return 2
-    if args.out is not None:
-        atomic_write_text(args.out, df.to_csv(index=False))
-        atomic_write_text(args.out.with_name(f"{args.out.stem}-table.csv"), table.to_csv())
+    """Run the evaluator; 0 on success. A user's mistake raises UserError (one line, exit 2)."""
+    from endobench.evaluation import (
+        EvaluationWarning,
+        evaluate_dataset,
+        evaluate_folders,
+        table_to_json,
+    )
+
+    _check_args(args)
+    outputs = _out_paths(args.out)
+    sequences = (
+        [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences else None
+    )
+    common = dict(
+        sequences=sequences,
+        protocol=args.protocol,
+        metrics=args.metrics,
+        workers=args.workers,
+        bound_th=args.bound_th,
+        hd95_definition=args.hd95_definition,
+        dice_empty=args.dice_empty,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EvaluationWarning)
+        try:
+            if args.dataset is not None:
+                df, table = evaluate_dataset(
+                    args.dataset, args.pred, registry=args.datasets, split=args.split, **common
+                )
+            else:
+                df, table = evaluate_folders(args.gt, args.pred, **common)
+        finally:
+            _show(caught)
+    if outputs:
+        from endobench.io_utils import atomic_write_text
+
+        try:
+            atomic_write_text(outputs[0], df.to_csv(index=False))
+            atomic_write_text(outputs[1], table.to_csv())
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     if args.json:
         print(json.dumps(table_to_json(table), indent=2))
     else:
         print(_format_table(table, args.protocol))
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    """``evaluate_folders`` / ``table_to_json`` moved to :mod:`endobench.evaluation`; the old
+    import path keeps working (``bench/bench_metrics.py`` uses it) without importing them at
+    start-up."""
+    if name in ("evaluate_folders", "table_to_json"):
+        import endobench.evaluation
+
+        return getattr(endobench.evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,18 +17,9 @@ import numpy as np
 import pandas as pd
 
 from endobench.metrics._arrays import as_label_map
-from endobench.metrics.boundary import DEFAULT_BOUND_TH, jaccard_and_boundary
-from endobench.metrics.davis import (
-    MAX_PROPOSALS,
-    VOID_ID,
-    check_protocol,
-    db_statistics,
-    hungarian_match,
-    object_ids,
-    scored_frames,
-)
-from endobench.metrics.hausdorff import hausdorff, hd95
-from endobench.metrics.region import dice
+from endobench.metrics.boundary import DEFAULT_BOUND_TH
+from endobench.metrics.davis import MAX_PROPOSALS, check_protocol, db_statistics
+from endobench.metrics.sequence_scores import ROW_COLUMNS, ScoringOptions, SequenceScorer
 
 #: Metric names accepted by ``metrics=`` (lower case), mapped to what they add. J and F (with
 #: precision and recall) are always computed: the protocols and the table need them.
@@ -92,141 +83,6 @@ def _load_pair(
     return gt, pred
 
 
-def _extra_scores(
-    g: np.ndarray, p: np.ndarray, wanted: frozenset[str], dice_empty: float, hd95_definition: str
-) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if "dice" in wanted:
-        out["dice"] = dice(g, p, empty=dice_empty)
-    if "hd95" in wanted:
-        out["hd95"] = hd95(g, p, definition=hd95_definition)  # type: ignore[arg-type]
-        out["hausdorff"] = hausdorff(g, p)
-    return out
-
-
-def _semi_supervised_rows(
-    gt_masks,
-    pred_masks,
-    objects,
-    frames,
-    frame_names,
-    sequence,
-    bound_th,
-    wanted,
-    dice_empty,
-    hd_def,
-) -> list[dict[str, Any]]:
-    rows = []
-    for i in frames:
-        name = _frame_name(frame_names, i)
-        gt, pred = _load_pair(gt_masks, pred_masks, i, name, sequence)
-        gt = np.where(gt == VOID_ID, 0, gt)  # void counts as background in this protocol
-        top = int(pred.max(initial=0))
-        if top > len(objects):
-            extra = sorted(int(v) for v in np.unique(pred) if v > len(objects))
-            raise ValueError(
-                f"{sequence}/{name}: prediction has object id(s) {extra} but the first "
-                f"ground-truth frame has {len(objects)} object(s) (ids 1..{len(objects)})"
-            )
-        for k in objects:
-            g, p = gt == k, pred == k
-            j, precision, recall, f = jaccard_and_boundary(g, p, None, bound_th)
-            row = {"sequence": sequence, "frame": name, "frame_index": i, "object": k}
-            row |= {"pred_object": k, "J": j, "F": f, "precision": precision, "recall": recall}
-            rows.append(row | _extra_scores(g, p, wanted, dice_empty, hd_def))
-    return rows
-
-
-def _unsupervised_rows(
-    gt_masks,
-    pred_masks,
-    objects,
-    frames,
-    frame_names,
-    sequence,
-    bound_th,
-    wanted,
-    dice_empty,
-    hd_def,
-    max_proposals,
-) -> list[dict[str, Any]]:
-    n_gt, n_frames = len(objects), len(frames)
-    # scores[pred_id][t] -> (n_gt, 4) array of (J, precision, recall, F); empty[t] likewise for
-    # an absent prediction, which is what every id missing from a frame scores.
-    scores: dict[int, dict[int, np.ndarray]] = {}
-    empty = np.zeros((n_frames, n_gt, 4))
-    n_pred = 0
-    for t, i in enumerate(frames):
-        name = _frame_name(frame_names, i)
-        gt, pred = _load_pair(gt_masks, pred_masks, i, name, sequence)
-        void = gt == VOID_ID
-        present = [int(v) for v in np.unique(pred) if v != 0]
-        if present and present[-1] > max_proposals:
-            raise ValueError(
-                f"{sequence}/{name}: prediction has id(s) {[v for v in present if v > max_proposals]}"
-                f"; the unsupervised protocol allows ids 1..{max_proposals}"
-            )
-        n_pred = max(n_pred, present[-1] if present else 0)
-        blank = np.zeros_like(void)
-        for c, k in enumerate(objects):
-            g = gt == k
-            empty[t, c] = jaccard_and_boundary(g, blank, void, bound_th)
-            for j in present:
-                scores.setdefault(j, {}).setdefault(t, np.zeros((n_gt, 4)))
-                scores[j][t][c] = jaccard_and_boundary(g, pred == j, void, bound_th)
-    n_rows = max(n_pred, n_gt)
-    table = np.repeat(empty[None], n_rows, axis=0)  # (n_rows, n_frames, n_gt, 4)
-    for j, per_frame in scores.items():
-        for t, values in per_frame.items():
-            table[j - 1, t] = values
-    if n_gt == 0 or n_frames == 0:
-        return []
-    mean_jf = (table[..., 0].mean(axis=1) + table[..., 3].mean(axis=1)) / 2  # (n_rows, n_gt)
-    pred_rows, gt_cols = hungarian_match(mean_jf)
-    rows = []
-    for r, c in sorted(zip(pred_rows, gt_cols, strict=True), key=lambda rc: rc[1]):
-        pred_id = int(r) + 1 if r < n_pred else 0  # 0: padding, no prediction left
-        for t, i in enumerate(frames):
-            j, precision, recall, f = table[r, t, c]
-            row = {"sequence": sequence, "frame": _frame_name(frame_names, i), "frame_index": i}
-            row |= {"object": objects[c], "pred_object": pred_id, "J": j, "F": f}
-            row |= {"precision": precision, "recall": recall}
-            if wanted & {"dice", "hd95"}:
-                gt, pred = _load_pair(gt_masks, pred_masks, i, row["frame"], sequence)
-                row |= _extra_scores(
-                    gt == objects[c],
-                    pred == pred_id if pred_id else np.zeros(gt.shape, bool),
-                    wanted,
-                    dice_empty,
-                    hd_def,
-                )
-            rows.append(row)
-    return rows
-
-
-def _add_temporal_stability(
-    rows: list[dict[str, Any]], pred_masks: Sequence[Any], shape: tuple[int, ...]
-) -> None:
-    """Set column ``T`` of each object's rows to T of its predicted masks over all frames."""
-    from endobench.metrics.stability import temporal_stability_t
-
-    blank = np.zeros(shape, bool)
-    done: dict[int, float] = {}
-    for row in rows:
-        pred_id = row["pred_object"]
-        if pred_id not in done:
-            masks = (
-                [
-                    blank if m is None else as_label_map(m, "prediction") == pred_id
-                    for m in pred_masks
-                ]
-                if pred_id
-                else [blank] * len(pred_masks)
-            )
-            done[pred_id] = float(temporal_stability_t(masks))
-        row["T"] = done[pred_id]
-
-
 def evaluate_sequence(
     gt_masks: Sequence[Any],
     pred_masks: Sequence[Any],
@@ -257,41 +113,17 @@ def evaluate_sequence(
         raise ValueError(f"{sequence}: {n} ground-truth frames but {len(pred_masks)} predictions")
     if frame_names is not None and len(frame_names) != n:
         raise ValueError(f"{sequence}: {len(frame_names)} frame names for {n} frames")
-    columns = [
-        "sequence",
-        "frame",
-        "frame_index",
-        "object",
-        "pred_object",
-        "J",
-        "F",
-        "precision",
-        "recall",
-    ]
     if n == 0:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=list(ROW_COLUMNS))
     first = as_label_map(gt_masks[0], f"{sequence} first ground-truth frame")
-    objects = object_ids(first)
-    frames = scored_frames(n, protocol)
-    args = (
-        gt_masks,
-        pred_masks,
-        objects,
-        frames,
-        frame_names,
-        sequence,
-        bound_th,
-        wanted,
-        dice_empty,
-        hd95_definition,
-    )
-    if protocol == "semi-supervised":
-        rows = _semi_supervised_rows(*args)
-    else:
-        rows = _unsupervised_rows(*args, max_proposals)
-    if "T" in wanted:
-        _add_temporal_stability(rows, pred_masks, first.shape)
-    df = pd.DataFrame(rows, columns=None if rows else columns)
+    options = ScoringOptions(protocol, wanted, bound_th, dice_empty, hd95_definition, max_proposals)
+    scorer = SequenceScorer(first, n, options, sequence)
+    for i in scorer.frames:
+        name = _frame_name(frame_names, i)
+        gt, pred = _load_pair(gt_masks, pred_masks, i, name, sequence)
+        scorer.add(scorer.score(i, gt, pred, name))
+    rows = scorer.rows()
+    df = pd.DataFrame(rows, columns=None if rows else list(ROW_COLUMNS))
     df.attrs["protocol"] = protocol
     return df
 
