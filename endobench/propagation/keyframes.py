@@ -216,7 +216,7 @@ def _parse_list(spec: str, args: str) -> ListedFrames:
             f"keyframe policy {spec!r}: list:I,J,... needs comma-separated integer frame indices "
             "(e.g. list:0,12,30)"
         ) from None
-    if any(f < 0 for f in frames) or any(b <= a for a, b in zip(frames, frames[1:])):
+    if any(f < 0 for f in frames) or any(b <= a for a, b in zip(frames, frames[1:], strict=False)):
         raise KeyframeSpecError(
             f"keyframe policy {spec!r}: list indices must be >= 0, distinct and increasing "
             "(e.g. list:0,12,30)"

@@ -420,7 +420,7 @@ def track(
     timings = {**tracker.timings, **own}
     if bidi is not None:
         timings["bidirectional"] = bidi.seconds
-    for d, d0 in zip(inner, inner_start):
+    for d, d0 in zip(inner, inner_start, strict=True):
         if isinstance(d, dict):
             for key, value in d.items():
                 timings[key] = timings.get(key, 0.0) + value - d0.get(key, 0.0)
