@@ -41,7 +41,7 @@ from endobench.propagation.specs import (
     parse_flow_confidence,
     parse_propagation_spec,
 )
-from endobench.propagation.track_clips import track_clips
+from endobench.propagation.track_clips import track_and_score, track_clips
 from endobench.propagation.tracker import (
     FrameResult,
     Tracker,
@@ -88,6 +88,7 @@ __all__ = [
     "parse_flow_confidence",
     "parse_keyframe_spec",
     "parse_propagation_spec",
+    "track_and_score",
     "track_clips",
     "AffinityConfig",
     "AffinityPropagator",

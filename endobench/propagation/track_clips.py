@@ -82,3 +82,28 @@ def track_clips(
         )  # fmt: skip
         result.meta["propagator"] = describe_propagator(propagator)
         yield clip, result
+
+
+def track_and_score(
+    clips: Sequence[Clip],
+    propagation: str = "flow:dis",
+    keyframes: str | KeyframePolicy = "every:10",
+    metrics: tuple[str, ...] = ("jf",),
+    **options,
+):
+    """``track_clips`` then score each clip's annotated frames (``metrics``: see ``evaluate``).
+
+    Returns ``({clip name: TrackResult}, per-frame metrics DataFrame)``; ``options`` go to
+    ``track_clips`` (``keep_masks`` is forced on).
+    """
+    import pandas as pd
+
+    from endobench.metrics import evaluate_sequence
+
+    results, frames = {}, []
+    for clip, result in track_clips(clips, propagation, keyframes, keep_masks=True, **options):
+        results[clip.name] = result
+        gts = [clip.mask(t) for t in clip.annotated]
+        preds = [result.masks[t] for t in clip.annotated]
+        frames.append(evaluate_sequence(gts, preds, metrics=metrics, sequence=clip.name))
+    return results, pd.concat(frames, ignore_index=True)
