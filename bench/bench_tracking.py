@@ -1,13 +1,16 @@
-"""Benchmark tracking: accuracy per (propagation x keyframe policy) and speed per stage.
+"""Benchmark tracking: J&F vs keyframe cost on real video, and the whole command's speed.
 
-Quality: J&F (DAVIS table, semi-supervised protocol, keyframe_source="gt") and, for the
-every:10 policy, temporal stability T (costly: about 2.5 s per DAVIS sequence) on the real DAVIS samples (shared/data/DAVIS, 4 sequences, 480x854) and on
-synthetic clips, including the "copy the last keyframe mask" baseline (propagation "copy").
-Speed: per-frame milliseconds of each stage (flow, warp, confidence, fusion = labelling) and
-end-to-end propagation frames/s (flow + warp + confidence + fusion, keyframe segmentation and
-I/O excluded) at 480x854, medians over repeats. Prints JSON (and writes it with --out).
+Quality (semi-supervised protocol, ground-truth keyframes, annotated frames scored): J&F and
+keyframes per 100 frames on the real samples DAVIS (4 sequences, 480x854), CholecSeg8k (40
+consecutive laparoscopic frames, 12 classes) and CVC-ClinicDB (15 sparse colonoscopy
+sequences), for copy-last-keyframe, forward DIS and bidirectional DIS with every:5 / every:10
+keyframes, plus what each flow option buys (DIS preset, flow confidence) at every:10.
+Speed: per-stage milliseconds of DIS propagation at 480x854, and the whole `endobench track`
+command (start-up, decoding, propagation, PNG writing) on a synthetic 600-frame 480x854 clip
+against decoding those JPEGs + DIS ultrafast alone, measured side by side in this run.
+Prints JSON with the machine (and writes it with --out); --figure PATH draws J&F vs keyframes.
 
-Run: .venv/bin/python bench/bench_tracking.py [--quick] [--out FILE]
+Run: python bench/bench_tracking.py [--quick] [--out FILE] [--figure PATH]
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -28,10 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_facts  # noqa: E402
 
 from endobench.data import Clip, open_dataset  # noqa: E402
-from endobench.data.synthetic import generate_clip  # noqa: E402
-from endobench.data.synthetic_config import CameraMotion, SyntheticConfig  # noqa: E402
 from endobench.metrics import evaluate_sequence, summarize  # noqa: E402
-from endobench.propagation import build_keyframe_policy, build_propagator, track  # noqa: E402
+from endobench.propagation import (  # noqa: E402
+    build_keyframe_policy,
+    build_propagator,
+    track,
+    track_clips,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("ENDOBENCH_SAMPLES", REPO.parent / "shared" / "data")).resolve()
@@ -50,43 +60,119 @@ class CachedClip(Clip):
         )  # fmt: skip
 
 
-def davis_clips() -> list[Clip]:
-    registry = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_tracking_datasets.yaml"
-    registry.write_text(f"datasets:\n  davis:\n    format: davis\n    root: {SAMPLES / 'DAVIS'}\n")
-    return [CachedClip(c) for c in open_dataset("davis", registry=registry).clips()]
+def real_clips() -> dict[str, list[Clip]]:
+    """The three real samples, frames decoded once (timing repeats measure propagation)."""
+    registry = Path(tempfile.mkdtemp()) / "datasets.yaml"
+    registry.write_text(
+        "datasets:\n"
+        f"  davis:\n    format: davis\n    root: {SAMPLES / 'DAVIS'}\n"
+        f"  cholecseg8k:\n    format: cholecseg8k\n    root: {SAMPLES / 'CholecSeg8k'}\n"
+        f"  cvc-clinicdb:\n    format: cvc-clinicdb\n    root: {SAMPLES / 'CVC-ClinicDB'}\n"
+    )
+    return {
+        name: [CachedClip(c) for c in open_dataset(name, registry=registry).clips()]
+        for name in ("davis", "cholecseg8k", "cvc-clinicdb")
+    }
 
 
-def synthetic_clips(quick: bool) -> list[Clip]:
-    seeds = range(2 if quick else 3)
-    camera = SyntheticConfig(
-        height=240, width=320, num_frames=31, num_objects=1, object_kinds=("polyp",),
-        difficulty="easy", occlusions=False, camera=CameraMotion(translation=(1.5, 1.0)),
-    )  # fmt: skip
-    medium = SyntheticConfig(height=240, width=320, num_frames=48, difficulty="medium")
-    clips = [generate_clip(camera, s, name=f"camera_easy_{s}") for s in seeds]
-    clips += [generate_clip(medium, s, name=f"medium_{s}") for s in seeds]
-    return [CachedClip(c) for c in clips]
-
-
-def score(clips: list[Clip], spec: str, policy: str, with_t: bool) -> dict[str, Any]:
-    frames, keyframes, fps = [], 0, []
-    for clip in clips:
-        result = track(
-            clip, build_propagator(spec, fov=clip.fov_mask), build_keyframe_policy(policy),
-            progress=False,
-        )  # fmt: skip
-        gts = [clip.mask(t) for t in range(len(clip))]
-        metrics = ("jf", "t") if with_t else ("jf",)
-        frames.append(evaluate_sequence(gts, result.masks, metrics=metrics, sequence=clip.name))
+def score(clips: list[Clip], spec: str, policy: str, bidirectional: bool, **opts) -> dict:
+    """J&F over the annotated frames of ``clips`` and the keyframe cost."""
+    frames, keyframes, total = [], 0, 0
+    for clip, result in track_clips(
+        clips, spec, policy, bidirectional=bidirectional, progress=False, **opts
+    ):
+        gts = [clip.mask(t) for t in clip.annotated]
+        preds = [result.masks[t] for t in clip.annotated]
+        frames.append(evaluate_sequence(gts, preds, sequence=clip.name))
         keyframes += len(result.keyframes)
-        fps.append(result.propagation_fps())
+        total += result.num_frames
     table = summarize(pd.concat(frames, ignore_index=True)).loc["global"]
-    out = {k: round(float(table[k]), 4) for k in ("J&F-Mean", "J-Mean", "F-Mean", "J-Decay")}
-    if "T-Mean" in table:
-        out["T-Mean"] = round(float(table["T-Mean"]), 4)
-    out["keyframes_per_100"] = round(100.0 * keyframes / sum(len(c) for c in clips), 2)
-    out["propagation_fps_median"] = round(statistics.median(fps), 1)
+    out = {k: round(float(table[k]), 4) for k in ("J&F-Mean", "J-Mean", "F-Mean")}
+    out["keyframes_per_100"] = round(100.0 * keyframes / total, 2)
     return out
+
+
+def command_speed(frames: int) -> dict[str, Any]:
+    """`endobench track` (forward, bidirectional) vs decode + DIS ultrafast alone, same run."""
+    root = Path(tempfile.mkdtemp(prefix="bench_tracking_"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = [sys.executable, "-m", "endobench.cli"]
+    subprocess.run(
+        [*cli, "synth", "--out", str(root / "data"), "--frames", str(frames), "--height", "480",
+         "--width", "854", "--objects", "1", "--seed", "0", "--name", "clip"],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    registry = root / "datasets.yaml"
+    registry.write_text(f"datasets:\n  synth:\n    format: davis\n    root: {root / 'data'}\n")
+    files = sorted((root / "data/JPEGImages/480p/clip").glob("*.jpg"))
+
+    def decode_and_flow() -> float:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        t0, prev = time.perf_counter(), None
+        for f in files:
+            gray = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2GRAY)
+            if prev is not None:
+                dis.calc(gray, prev, None)
+            prev = gray
+        return len(files) / (time.perf_counter() - t0)
+
+    def command(*extra: str) -> float:
+        out = root / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        subprocess.run(
+            [*cli, "track", "--dataset", "synth", "--datasets", str(registry), "--keyframes",
+             "every:10", "--out", str(out), "--no-progress", *extra],
+            check=True, env=env, capture_output=True,
+        )  # fmt: skip
+        return len(files) / (time.perf_counter() - t0)
+
+    # Interleaved, so load changes hit both sides alike.
+    base, fwd, bidi = [], [], []
+    for _ in range(2):
+        base.append(decode_and_flow())
+        fwd.append(command())
+        bidi.append(command("--bidirectional"))
+    shutil.rmtree(root, ignore_errors=True)
+    b, f, bd = max(base), max(fwd), max(bidi)
+    return {
+        "clip": f"synthetic, {frames} frames, 480x854, 1 object, keyframes every:10",
+        "decode_plus_dis_ultrafast_fps": round(b, 1),
+        "track_command_fps": round(f, 1),
+        "track_command_bidirectional_fps": round(bd, 1),
+        "ratio_track_vs_decode_dis": round(f / b, 3),
+        "ratio_bidirectional_vs_decode_dis": round(bd / b, 3),
+        "targets": {"ratio_track_vs_decode_dis": 0.6, "ratio_bidirectional_vs_decode_dis": 0.5},
+        "note": "best of 2 interleaved repeats; whole command incl. start-up and PNG writing",
+    }
+
+
+def figure(table: dict[str, dict[str, dict]], path: str) -> None:
+    """J&F vs keyframes per 100 frames, one panel per dataset, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for method, style in METHODS.items():
+            points = sorted(
+                (v["keyframes_per_100"], v["J&F-Mean"])
+                for k, v in table[name].items()
+                if k.split(" | ")[0] == method
+            )
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=method)
+        ax.set_title(name)
+        ax.set_xlabel("ground-truth keyframes per 100 frames")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("J&F")
+    axes[0][0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def speed(clips: list[Clip], spec: str, repeats: int) -> dict[str, Any]:
@@ -108,50 +194,71 @@ def speed(clips: list[Clip], spec: str, repeats: int) -> dict[str, Any]:
     return out
 
 
+METHODS = {"copy": "o:", "forward DIS": "s--", "bidirectional DIS": "D-"}
+CURVE = {
+    "copy": ("copy", False),
+    "forward DIS": ("flow:dis", False),
+    "bidirectional DIS": ("flow:dis", True),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer configurations and repeats")
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument("--figure", default=None, help="write the J&F vs keyframes figure here")
+    parser.add_argument("--speed-frames", type=int, default=600, help="frames of the speed clip")
     args = parser.parse_args()
     started = time.perf_counter()
-    davis = davis_clips()
-    synthetic = synthetic_clips(args.quick)
-    props = ["copy", "flow:dis:ultrafast", "flow:dis:medium"]
-    policies = ["first", "every:10", "adaptive"]
-    if not args.quick:
-        props += ["flow:dis:fast", "flow:farneback"]
-        policies.append("every:5")
-
+    data = real_clips()
+    policies = (
+        ["every:5", "every:10"] if args.quick else ["every:3", "every:5", "every:10", "every:20"]
+    )
     report: dict[str, Any] = {
         "benchmark": "tracking",
         "machine": machine_facts(),
         "load_average_at_start": os.getloadavg(),
-        "data": {
-            "davis": {c.name: len(c) for c in davis},
-            "synthetic": {c.name: len(c) for c in synthetic},
-        },
-        "speed_480x854": {},
-        "davis": {},
-        "synthetic": {},
+        "data": {name: {c.name: len(c) for c in clips} for name, clips in data.items()},
+        "quality": {name: {} for name in data},
+        "flow_options_every10_bidirectional": {name: {} for name in data},
     }
-    repeats = 2 if args.quick else 3
-    for spec in tqdm(("flow:dis:ultrafast", "flow:dis:fast", "flow:dis:medium"), desc="speed"):
-        report["speed_480x854"][spec] = speed(davis[:2], spec, repeats)
-    report["speed_480x854"]["target_fps"] = 60
-    configs = [(spec, policy) for spec in props for policy in policies]
-    for spec, policy in tqdm(configs, desc="quality"):
-        key = f"{spec} | {policy}"
-        with_t = policy == "every:10"
-        report["davis"][key] = score(davis, spec, policy, with_t=with_t)
-        report["synthetic"][key] = score(synthetic, spec, policy, with_t=False)
-        if args.out:  # keep what is done if a later configuration fails
+
+    def save() -> None:  # keep what is done if a later configuration fails
+        if args.out:
             Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+    configs = [(m, p) for m in CURVE for p in policies]
+    for method, policy in tqdm(configs, desc="quality"):
+        spec, bidi = CURVE[method]
+        for name, clips in data.items():
+            report["quality"][name][f"{method} | {policy}"] = score(clips, spec, policy, bidi)
+        save()
+    options = {
+        "dis:ultrafast, photometric (default)": ("flow:dis", {}),
+        "dis:ultrafast, confidence none": ("flow:dis", {"flow_confidence": "none"}),
+        "dis:ultrafast, forward_backward": ("flow:dis", {"flow_confidence": "forward_backward"}),
+        "dis:fast": ("flow:dis:fast", {}),
+        "dis:medium": ("flow:dis:medium", {}),
+    }
+    if args.quick:
+        options = {k: v for k, v in options.items() if "forward_backward" not in k}
+    for label, (spec, opts) in tqdm(options.items(), desc="flow options"):
+        for name, clips in data.items():
+            row = score(clips, spec, "every:10", True, **opts)
+            report["flow_options_every10_bidirectional"][name][label] = row
+        save()
+    repeats = 2 if args.quick else 3
+    report["speed_480x854"] = {
+        spec: speed(data["davis"][:2], spec, repeats)
+        for spec in ("flow:dis:ultrafast", "flow:dis:fast", "flow:dis:medium")
+    }
+    report["command_speed"] = command_speed(args.speed_frames)
     report["load_average_at_end"] = os.getloadavg()
     report["seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    save()
+    print(json.dumps(report, indent=2))
+    if args.figure:
+        figure(report["quality"], args.figure)
     return 0
 
 

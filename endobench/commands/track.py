@@ -2,20 +2,26 @@
 
 Output: ``OUT/<clip>/<frame>.png`` palette PNGs (one per input frame, same names) and
 ``OUT/track.json`` (parameters, keyframes, per-frame confidence, timings, weights provenance),
-so any DAVIS-compatible evaluator can score the masks.
+so any DAVIS-compatible evaluator can score the masks. Each clip is written into a hidden temp
+folder renamed to ``OUT/<clip>`` only when the clip is complete: a failure leaves no half clip.
+Frames are decoded ahead and PNGs encoded behind in threads (OpenCV and zlib release the GIL).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import sys
+import shutil
+import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from endobench.io_utils import atomic_write_json, sha256_file
-from endobench.propagation.fusion import FusionConfig
-from endobench.propagation.keyframes import KeyframeSpecError, build_keyframe_policy
+from endobench.errors import UserError
+
+# PNGs in flight at most (encode behind); bounds memory to this many masks.
+WRITE_QUEUE = 8
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--keyframes", default="every:10",
-        help="first | every:K | adaptive[:THRESH] | all (default every:10)",
+        help="first | every:K | list:I,J,... | adaptive[:THRESH] | all (default every:10)",
     )  # fmt: skip
     p.add_argument("--keyframe-source", choices=("gt", "model"), default="gt")
+    p.add_argument(
+        "--bidirectional", action="store_true",
+        help="also propagate backward from the next keyframe and fuse both directions",
+    )  # fmt: skip
     p.add_argument("--checkpoint", default=None, help="trained segmenter (endobench train)")
     p.add_argument(
         "--weights", default=None, help="local weights for RAFT or the affinity backbone"
@@ -69,10 +79,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, dict[str, Any]]:
     if checkpoint is None:
         return None, {}
+    from endobench.io_utils import sha256_file
     from endobench.train import load_checkpoint
 
     path = Path(checkpoint)
-    model, meta = load_checkpoint(path, device=device or "cpu")
+    if not path.is_file():
+        raise UserError(
+            f"--checkpoint {path}: no such file (expected best.pt from endobench train)"
+        )
+    try:
+        model, meta = load_checkpoint(path, device=device or "cpu")
+    except UserError:
+        raise
+    except Exception as exc:  # a user's file: whatever torch says, name the file and the cause
+        cause = " ".join(str(exc).split())[:300]
+        raise UserError(
+            f"--checkpoint {path}: not a loadable endobench checkpoint ({type(exc).__name__}: "
+            f"{cause})"
+        ) from exc
     info = {
         "path": str(path.resolve()),
         "sha256": sha256_file(path),
@@ -82,43 +106,105 @@ def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, di
     return model, info
 
 
-def run(args: argparse.Namespace) -> int:
-    """Track every selected clip; returns 0, or 2 on a usage error (message on stderr)."""
+def _open_clips(args: argparse.Namespace) -> list:
     from endobench.data import open_dataset
-    from endobench.data.label_png import write_palette_png
-    from endobench.propagation.tracker import build_propagator, describe_propagator, track
+    from endobench.data.errors import DataError
+    from endobench.data.registry import RegistryError
 
     try:
-        policy = build_keyframe_policy(args.keyframes)
-    except KeyframeSpecError as exc:
-        print(f"endobench track: --keyframes: {exc}", file=sys.stderr)
-        return 2
-    if args.keyframe_source == "model" and args.checkpoint is None:
-        print("endobench track: --keyframe-source model needs --checkpoint PATH", file=sys.stderr)
-        return 2
-    dataset = open_dataset(args.dataset, split=args.split, registry=args.datasets)
-    if dataset.kind != "video":
-        print(
-            f"endobench track: dataset {args.dataset!r} holds still images ({dataset.kind}); "
-            "tracking needs a video dataset",
-            file=sys.stderr,
-        )
-        return 2
-    clips = dataset.clips()
+        dataset = open_dataset(args.dataset, split=args.split, registry=args.datasets)
+        if dataset.kind != "video":
+            raise UserError(
+                f"dataset {args.dataset!r} holds still images ({dataset.kind}); tracking needs a "
+                "video dataset"
+            )
+        clips = dataset.clips()
+    except (RegistryError, DataError) as exc:
+        raise UserError(" ".join(str(exc).split())) from exc
     if args.sequence:
         known = {c.name for c in clips}
         missing = [s for s in args.sequence if s not in known]
         if missing:
-            print(
-                f"endobench track: --sequence {', '.join(missing)} not in dataset "
-                f"{args.dataset!r}; known: {', '.join(sorted(known))}",
-                file=sys.stderr,
+            raise UserError(
+                f"--sequence {', '.join(missing)} not in dataset {args.dataset!r}; known: "
+                f"{', '.join(sorted(known))}"
             )
-            return 2
         clips = [c for c in clips if c.name in set(args.sequence)]
+    return clips
+
+
+class ClipWriter:
+    """Writes one clip's PNGs into a temp folder on a thread pool; ``commit`` renames it."""
+
+    def __init__(self, out: Path, clip, pool: ThreadPoolExecutor) -> None:
+        self.final = out / clip.name
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{clip.name}.partial-", dir=out))
+        self.names = [Path(n).stem for n in clip.frame_names]
+        self.pool = pool
+        self.pending: deque[Future] = deque()
+
+    def __call__(self, t: int, mask) -> None:
+        from endobench.data.label_png import write_palette_png
+
+        while len(self.pending) >= WRITE_QUEUE:
+            self.pending.popleft().result()
+        path = self.folder / f"{self.names[t]}.png"
+        self.pending.append(self.pool.submit(write_palette_png, path, mask))
+
+    def commit(self) -> None:
+        """Wait for every PNG, then move the complete clip into place (replacing an old one)."""
+        while self.pending:
+            self.pending.popleft().result()
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        self.folder.rename(self.final)
+
+    def discard(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        for future in self.pending:
+            if not future.cancelled():
+                future.exception()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _out_folder(out: str) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path}: exists and is not a folder (expected an output folder)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {path}: cannot create the folder ({exc.strerror})") from exc
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Track every selected clip; returns 0 (user errors raise ``UserError``)."""
+    from endobench.data.errors import DataError
+    from endobench.io_utils import atomic_write_json
+    from endobench.propagation.fusion import FusionConfig
+    from endobench.propagation.keyframes import parse_keyframe_spec
+    from endobench.propagation.specs import parse_propagation_spec
+    from endobench.propagation.track_clips import track_clips
+
+    def flag(name: str, exc: UserError) -> UserError:
+        return UserError(f"{name}: {exc}")
+
+    try:
+        policy = parse_keyframe_spec(args.keyframes)
+    except UserError as exc:
+        raise flag("--keyframes", exc) from None
+    try:
+        parse_propagation_spec(args.propagation)
+    except UserError as exc:
+        raise flag("--propagation", exc) from None
+    if args.keyframe_source == "model" and args.checkpoint is None:
+        raise UserError("--keyframe-source model needs --checkpoint PATH")
+    clips = _open_clips(args)
+    out = _out_folder(args.out)
     segmenter, segmenter_info = _load_segmenter(args.checkpoint, args.device)
     fusion = FusionConfig() if args.fusion else None
-    out = Path(args.out)
     record: dict[str, Any] = {
         "command": "endobench track",
         "parameters": {
@@ -127,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             "propagation": args.propagation,
             "keyframes": policy.spec,
             "keyframe_source": args.keyframe_source,
+            "bidirectional": args.bidirectional,
             "flow_confidence": args.flow_confidence,
             "fusion": None if fusion is None else fusion.model_dump(),
             "checkpoint": segmenter_info or None,
@@ -134,34 +221,38 @@ def run(args: argparse.Namespace) -> int:
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "clips": {},
     }
-    for clip in clips:
-        propagator = build_propagator(
-            args.propagation,
-            weights=args.weights,
-            allow_random_init=args.random_init,
-            fov=clip.fov_mask,
-            device=args.device,
-            flow_confidence=args.flow_confidence,
-        )
-        folder = out / clip.name
+    writers: dict[str, ClipWriter] = {}
+    with ThreadPoolExecutor(2, thread_name_prefix="png") as pool:
 
-        def write(t: int, mask, folder: Path = folder, names: list[str] = clip.frame_names) -> None:
-            write_palette_png(folder / f"{Path(names[t]).stem}.png", mask)
+        def sink(clip) -> ClipWriter:
+            writers[clip.name] = ClipWriter(out, clip, pool)
+            return writers[clip.name]
 
-        result = track(
-            clip, propagator, policy, segmenter=segmenter, fusion=fusion,
-            keyframe_source=args.keyframe_source, progress=not args.no_progress, sink=write,
+        results = track_clips(
+            clips, args.propagation, policy, keyframe_source=args.keyframe_source,
+            segmenter=segmenter, fusion=fusion, bidirectional=args.bidirectional,
+            flow_confidence=args.flow_confidence, weights=args.weights,
+            allow_random_init=args.random_init, device=args.device,
+            progress=not args.no_progress, sinks=sink,
         )  # fmt: skip
-        record["propagator"] = describe_propagator(propagator)
-        record["clips"][clip.name] = {
-            "frames": result.num_frames,
-            "keyframes": result.keyframes,
-            "keyframes_per_100": result.keyframes_per_100,
-            "confidence": [round(c, 4) for c in result.confidence],
-            "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-            "propagation_fps": round(result.propagation_fps(), 2),
-        }
-        # Rewritten after every clip so a failure later keeps what is done.
-        atomic_write_json(out / "track.json", record)
+        try:
+            for clip, result in results:
+                writers.pop(clip.name).commit()
+                record["propagator"] = result.meta["propagator"]
+                record["clips"][clip.name] = {
+                    "frames": result.num_frames,
+                    "keyframes": result.keyframes,
+                    "keyframes_per_100": result.keyframes_per_100,
+                    "confidence": [round(c, 4) for c in result.confidence],
+                    "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+                    "propagation_fps": round(result.propagation_fps(), 2),
+                }
+                # Rewritten after every clip so a failure later keeps what is done.
+                atomic_write_json(out / "track.json", record)
+        except DataError as exc:
+            raise UserError(" ".join(str(exc).split())) from exc
+        finally:
+            for writer in writers.values():
+                writer.discard()
     print(f"wrote {len(clips)} clip(s) to {out}")
     return 0

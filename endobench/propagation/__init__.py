@@ -1,12 +1,7 @@
 """Propagation: optical flow and feature affinity, keyframe policies, temporal fusion, tracker."""
 
-from endobench.propagation.affinity import (
-    AffinityConfig,
-    AffinityPropagator,
-    FeatureExtractor,
-    build_affinity_propagator,
-)
 from endobench.propagation.base import PropagationStep, Propagator, Segmenter, one_hot
+from endobench.propagation.bidirectional import Bidirectional, fuse_bidirectional
 from endobench.propagation.flow import (
     FLOW_METHODS,
     DISFlow,
@@ -34,11 +29,22 @@ from endobench.propagation.keyframes import (
     KeyframePolicy,
     KeyframeSpecError,
     KeyframeState,
+    ListedFrames,
     appearance_drift,
     build_keyframe_policy,
+    parse_keyframe_spec,
     thumbnail,
 )
+from endobench.propagation.specs import (
+    PropagationSpec,
+    PropagationSpecError,
+    parse_flow_confidence,
+    parse_propagation_spec,
+)
+from endobench.propagation.track_clips import track_and_score, track_clips
 from endobench.propagation.tracker import (
+    FrameResult,
+    Tracker,
     TrackResult,
     build_propagator,
     describe_propagator,
@@ -53,7 +59,37 @@ from endobench.propagation.warp import (
     warp_probs,
 )
 
+# The affinity propagator needs torch: imported on first use, so `import endobench.propagation`
+# (and `endobench track` with flow) starts fast.
+_AFFINITY = (
+    "AffinityConfig",
+    "AffinityPropagator",
+    "FeatureExtractor",
+    "build_affinity_propagator",
+)
+
+
+def __getattr__(name: str):
+    if name in _AFFINITY:
+        from endobench.propagation import affinity
+
+        return getattr(affinity, name)
+    raise AttributeError(f"module 'endobench.propagation' has no attribute {name!r}")
+
+
 __all__ = [
+    "Bidirectional",
+    "FrameResult",
+    "ListedFrames",
+    "PropagationSpec",
+    "PropagationSpecError",
+    "Tracker",
+    "fuse_bidirectional",
+    "parse_flow_confidence",
+    "parse_keyframe_spec",
+    "parse_propagation_spec",
+    "track_and_score",
+    "track_clips",
     "AffinityConfig",
     "AffinityPropagator",
     "FeatureExtractor",

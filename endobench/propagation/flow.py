@@ -17,12 +17,12 @@ import numpy as np
 
 from endobench.errors import UserError
 from endobench.io_utils import sha256_file
-
-FLOW_METHODS = ("dis:ultrafast", "dis:fast", "dis:medium", "farneback", "raft_small", "raft_large")
-
-# "dis" means the ultrafast preset: on the DAVIS samples it propagates masks at least as well as
-# "fast" (J&F 0.865 vs 0.853 with every:10 keyframes) and faster (bench/bench_tracking.py).
-DEFAULT_DIS = "dis:ultrafast"
+from endobench.propagation.specs import (  # noqa: F401  (DEFAULT_DIS, FLOW_METHODS re-exported)
+    DEFAULT_DIS,
+    FLOW_METHODS,
+    PropagationSpecError,
+)
+from endobench.propagation.specs import normalise_flow_method as _normalise
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -220,13 +220,12 @@ def build_flow_estimator(method: str, **opts: Any) -> FlowEstimator:
     ``"farneback"``, ``"raft_small" | "raft_large"``. ``opts`` go to the estimator's constructor
     (e.g. ``weights=PATH``, ``allow_random_init=True``, ``device="cuda"`` for RAFT).
     """
-    spec = method.strip().lower()
-    if spec == "dis":
-        spec = DEFAULT_DIS
+    try:
+        spec = _normalise(method)
+    except PropagationSpecError as exc:
+        raise FlowError(str(exc)) from None
     if spec.startswith("dis:"):
         return DISFlow(spec.split(":", 1)[1], **opts)
     if spec == "farneback":
         return FarnebackFlow(**opts)
-    if spec in ("raft_small", "raft_large"):
-        return RAFTFlow(spec.split("_", 1)[1], **opts)
-    raise FlowError(f"flow method {method!r}: expected one of {', '.join(FLOW_METHODS)} (or 'dis')")
+    return RAFTFlow(spec.split("_", 1)[1], **opts)

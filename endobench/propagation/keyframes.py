@@ -11,7 +11,12 @@ tracker fills; frame 0 is always a keyframe. Specs (``build_keyframe_policy``):
   ``confidence`` or the appearance drift since the last keyframe exceeds ``drift`` (``none``
   disables a criterion), never sooner than ``min_gap`` frames after the last keyframe, and never
   more than ``budget`` keyframes in any window of 100 frames (``none``: no budget);
+- ``list:0,12,30``: exactly these frames (annotation workflows; frame 0 is a keyframe whether
+  listed or not, indices are distinct integers >= 0 in increasing order);
 - ``all``: every frame (the segmentation-only upper bound).
+
+``parse_keyframe_spec`` validates a spec without running anything (a grid validator can call it);
+errors are ``KeyframeSpecError``, a ``UserError``.
 """
 
 from __future__ import annotations
@@ -108,6 +113,22 @@ class AllFrames:
         return True
 
 
+@dataclass(frozen=True)
+class ListedFrames:
+    """Keyframes at the listed frame indices (and frame 0)."""
+
+    frames: tuple[int, ...]
+    needs_confidence: bool = False
+    needs_drift: bool = False
+
+    @property
+    def spec(self) -> str:
+        return "list:" + ",".join(str(f) for f in self.frames)
+
+    def decide(self, t: int, state: KeyframeState) -> bool:
+        return t == 0 or t in self.frames
+
+
 class AdaptiveConfig(BaseModel):
     """Thresholds of the adaptive policy (all defaults live here)."""
 
@@ -181,7 +202,26 @@ def appearance_drift(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip((1.0 - zncc) / 2.0, 0.0, 1.0))
 
 
-_FORMS = "first | every:K | adaptive | adaptive:THRESH | adaptive:confidence=C,drift=D,min_gap=G,budget=B | all"
+_FORMS = (
+    "first | every:K | list:I,J,... | adaptive | adaptive:THRESH | "
+    "adaptive:confidence=C,drift=D,min_gap=G,budget=B | all"
+)
+
+
+def _parse_list(spec: str, args: str) -> ListedFrames:
+    try:
+        frames = tuple(int(item) for item in args.split(","))
+    except ValueError:
+        raise KeyframeSpecError(
+            f"keyframe policy {spec!r}: list:I,J,... needs comma-separated integer frame indices "
+            "(e.g. list:0,12,30)"
+        ) from None
+    if any(f < 0 for f in frames) or any(b <= a for a, b in zip(frames, frames[1:], strict=False)):
+        raise KeyframeSpecError(
+            f"keyframe policy {spec!r}: list indices must be >= 0, distinct and increasing "
+            "(e.g. list:0,12,30)"
+        )
+    return ListedFrames(frames)
 
 
 def _parse_adaptive(spec: str, args: str) -> Adaptive:
@@ -221,8 +261,15 @@ def _parse_adaptive(spec: str, args: str) -> Adaptive:
         raise KeyframeSpecError(f"keyframe policy {spec!r}: {problems}") from None
 
 
+def parse_keyframe_spec(spec: str) -> KeyframePolicy:
+    """Validate a keyframe spec and return its (light, pure) policy; ``KeyframeSpecError`` if bad."""
+    return build_keyframe_policy(spec)
+
+
 def build_keyframe_policy(spec: str) -> KeyframePolicy:
     """Build a policy from its spec (forms in the module docstring)."""
+    if not isinstance(spec, str):
+        raise KeyframeSpecError(f"keyframe policy {spec!r}: expected a string, one of {_FORMS}")
     name, _, args = spec.strip().partition(":")
     name = name.lower()
     if name in ("first", "all"):
@@ -241,4 +288,6 @@ def build_keyframe_policy(spec: str) -> KeyframePolicy:
         return EveryK(k)
     if name == "adaptive":
         return _parse_adaptive(spec, args.strip())
+    if name == "list":
+        return _parse_list(spec, args)
     raise KeyframeSpecError(f"keyframe policy {spec!r}: expected one of {_FORMS}")

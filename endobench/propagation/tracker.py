@@ -15,14 +15,24 @@ Rules, stated once:
   annotated keyframe on.
 - Per-frame confidence is the mean propagation confidence inside the output mask (over the whole
   frame when the mask is empty), 1.0 on keyframes.
+- Bidirectional (``track(..., backward=PROPAGATOR)``): keyframes are chosen online exactly as
+  forward; each frame between keyframes k and k' is then also propagated backward from k' and the
+  two are fused (``bidirectional.fuse_bidirectional``); output is delayed until k' is known. The
+  last segment (no later keyframe) and frames more than ``max_gap`` before the next keyframe are
+  forward only, so memory stays bounded by ``max_gap`` frames whatever the clip length.
+
+``Tracker`` is the streaming core (one ``step(frame, gt)`` per frame, the Cutie
+``InferenceCore.step`` shape); ``track`` is a short loop over it.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,14 +40,9 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from endobench.data.clip import Clip
+from endobench.data.clip import VOID_ID, Clip
 from endobench.propagation.base import Propagator, Segmenter, one_hot
-from endobench.propagation.flow import build_flow_estimator
-from endobench.propagation.flow_propagation import (
-    ConfidenceMode,
-    CopyLastPropagator,
-    FlowPropagator,
-)
+from endobench.propagation.flow_propagation import ConfidenceMode
 from endobench.propagation.fusion import FusionConfig, TemporalFusion, labels_from_probs
 from endobench.propagation.keyframes import (
     BUDGET_WINDOW,
@@ -46,12 +51,38 @@ from endobench.propagation.keyframes import (
     appearance_drift,
     thumbnail,
 )
+from endobench.propagation.specs import parse_flow_confidence, parse_propagation_spec
 
 KeyframeSource = Literal["gt", "model"]
 MaskSink = Callable[[int, np.ndarray], None]
+# Ground truth handed to ``Tracker.step``: a mask, None (not annotated), or a zero-argument
+# callable returning either, called only when the tracker wants a keyframe (no wasted reads).
+GroundTruth = np.ndarray | Callable[[], "np.ndarray | None"] | None
 
 # Stages whose time counts as propagation cost (keyframe segmentation and I/O excluded).
-PROPAGATION_STAGES = ("flow", "warp", "confidence", "fusion")
+PROPAGATION_STAGES = ("flow", "warp", "confidence", "fusion", "bidirectional")
+# Frames buffered at most for the backward pass (bounds memory; see the module docstring).
+DEFAULT_MAX_GAP = 64
+
+
+@dataclass
+class FrameResult:
+    """Output of one ``Tracker.step``.
+
+    labels: ``H x W`` uint8 label map. is_keyframe: segmented (not propagated). confidence: float
+    in [0, 1] (module docstring). index: frame index in the stream. probs: ``C x H x W`` float32
+    probabilities behind ``labels`` (propagated, or the keyframe's). confidence_map: ``H x W``
+    float32 per-pixel propagation confidence (None on keyframes). segmented: the segmenter's
+    ``C x H x W`` probabilities when it ran on a propagated frame (fusion), else None.
+    """
+
+    labels: np.ndarray
+    is_keyframe: bool
+    confidence: float
+    index: int = 0
+    probs: np.ndarray | None = None
+    confidence_map: np.ndarray | None = None
+    segmented: np.ndarray | None = None
 
 
 @dataclass
@@ -62,9 +93,10 @@ class TrackResult:
     keyframes: indices of the keyframes (segmented, not propagated).
     confidence: one float in [0, 1] per frame (see the module docstring).
     timings: seconds per stage: ``read``, ``flow``, ``warp``, ``confidence`` (the propagator's
-        own breakdown when it reports one), ``propagate`` (all of the propagator's steps),
-        ``segment`` (segmenter calls), ``keyframe`` (resets), ``fusion`` (labelling),
-        ``drift``, ``sink``, ``total``.
+        own breakdown when it reports one, forward and backward summed), ``propagate`` (all of the
+        propagator's steps), ``segment`` (segmenter calls), ``keyframe`` (resets), ``fusion``
+        (labelling), ``bidirectional`` (backward steps' bookkeeping and fusing), ``drift``,
+        ``sink``, ``total``.
     keyframes_per_100: keyframes per 100 frames.
     """
 
@@ -94,37 +126,38 @@ def build_propagator(
     device: str | None = None,
     flow_confidence: ConfidenceMode = "photometric",
 ) -> Propagator:
-    """Build a propagator from its spec.
+    """Build a propagator from its spec (grammar: ``propagation.specs``).
 
     ``flow:dis`` (= ``flow:dis:ultrafast``), ``flow:dis:ultrafast|fast|medium``, ``flow:farneback``,
     ``flow:raft_small``, ``flow:raft_large``, ``affinity:BACKBONE`` (e.g.
     ``affinity:dinov2_vits14``) or ``copy`` (the copy-last-keyframe baseline). ``weights``: a
     local weights file (RAFT or the affinity backbone); ``allow_random_init``: permit untrained
     networks (plumbing tests only); ``fov``: ``H x W`` bool field of view for flow propagation.
+    Bad specs raise ``PropagationSpecError`` (a ``UserError``).
     """
-    kind, _, arg = spec.strip().partition(":")
-    kind = kind.lower()
-    if kind == "copy" and not arg:
+    from endobench.propagation.flow import build_flow_estimator
+    from endobench.propagation.flow_propagation import CopyLastPropagator, FlowPropagator
+    from endobench.propagation.specs import PropagationSpecError
+
+    parsed = parse_propagation_spec(spec)
+    parse_flow_confidence(flow_confidence)
+    if parsed.kind == "copy":
         return CopyLastPropagator()
-    if kind == "flow":
-        method = arg or "dis"
+    if parsed.kind == "flow":
         opts: dict[str, Any] = {}
-        if method.startswith("raft"):
+        if parsed.arg.startswith("raft"):
             opts = {"weights": weights, "allow_random_init": allow_random_init, "device": device}
         elif weights is not None:
-            raise ValueError(f"propagation {spec!r}: --weights only applies to RAFT or affinity")
+            raise PropagationSpecError(
+                f"propagation {spec!r}: --weights only applies to RAFT or affinity"
+            )
         return FlowPropagator(
-            build_flow_estimator(method, **opts), fov=fov, confidence=flow_confidence
+            build_flow_estimator(parsed.arg, **opts), fov=fov, confidence=flow_confidence
         )
-    if kind == "affinity" and arg:
-        from endobench.propagation.affinity import build_affinity_propagator
+    from endobench.propagation.affinity import build_affinity_propagator
 
-        pretrained = None if weights is not None else not allow_random_init
-        return build_affinity_propagator(arg, pretrained=pretrained, weights=weights)
-    raise ValueError(
-        f"propagation {spec!r}: expected flow:dis | flow:dis:PRESET | flow:farneback | "
-        "flow:raft_small | flow:raft_large | affinity:BACKBONE | copy"
-    )
+    pretrained = None if weights is not None else not allow_random_init
+    return build_affinity_propagator(parsed.arg, pretrained=pretrained, weights=weights)
 
 
 def describe_propagator(propagator: Propagator) -> dict[str, Any]:
@@ -139,18 +172,159 @@ def describe_propagator(propagator: Propagator) -> dict[str, Any]:
     return out
 
 
-def _num_classes(clip: Clip, mask: np.ndarray) -> int:
-    ids = [int(k) for k in clip.classes if int(k) != clip.void_id]
-    values = np.unique(mask)
-    values = values[values != clip.void_id]
-    return max([*ids, *(int(v) for v in values), 1]) + 1
+def clip_class_ids(clip: Clip) -> list[int]:
+    """The clip's declared class ids (void excluded), for ``Tracker(class_ids=...)``."""
+    return [int(k) for k in clip.classes if int(k) != clip.void_id]
 
 
-def _mean_inside(confidence: np.ndarray, labels: np.ndarray) -> float:
+def mean_inside(confidence: np.ndarray, labels: np.ndarray) -> float:
     """Mean confidence over labelled (non-zero) pixels, over all pixels if there are none."""
     if cv2.countNonZero(labels):
         return float(cv2.mean(confidence, mask=labels)[0])
     return float(confidence.mean())
+
+
+class Tracker:
+    """Streaming keyframe + propagation tracker: call ``step(frame, gt)`` once per frame, in order.
+
+    ``class_ids``: the ids a ground-truth keyframe may hold (the probabilities get
+    ``max(ids, ids in the mask) + 1`` channels); ``void_id``: the ignore value of the masks.
+    ``timings`` holds seconds per stage (see ``TrackResult``) since construction.
+    """
+
+    def __init__(
+        self,
+        propagator: Propagator,
+        policy: KeyframePolicy,
+        segmenter: Segmenter | None = None,
+        fusion: FusionConfig | None = None,
+        keyframe_source: KeyframeSource = "gt",
+        class_ids: list[int] | tuple[int, ...] = (1,),
+        void_id: int = VOID_ID,
+    ) -> None:
+        if keyframe_source not in ("gt", "model"):
+            raise ValueError(f"keyframe_source: expected 'gt' or 'model', got {keyframe_source!r}")
+        if keyframe_source == "model" and segmenter is None:
+            raise ValueError(
+                "keyframe_source='model' needs a segmenter (e.g. a trained checkpoint)"
+            )
+        self.propagator, self.policy, self.segmenter = propagator, policy, segmenter
+        self.keyframe_source: KeyframeSource = keyframe_source
+        self.class_ids, self.void_id = [int(c) for c in class_ids], int(void_id)
+        self.labeller = TemporalFusion(fusion) if fusion is not None else None
+        self.segment_every_frame = segmenter is not None and fusion is not None
+        self.timings = dict.fromkeys(("propagate", "segment", "keyframe", "fusion", "drift"), 0.0)
+        self._t = 0
+        self._recent: deque[int] = deque()
+        self._last_key = 0
+        self._pending = False
+        self._key_thumb: np.ndarray | None = None
+
+    @property
+    def index(self) -> int:
+        """Index of the next frame ``step`` will receive."""
+        return self._t
+
+    def _segment(self, frame: np.ndarray) -> np.ndarray:
+        assert self.segmenter is not None
+        t0 = time.perf_counter()
+        probs = np.asarray(self.segmenter.predict_proba(frame[None])[0], dtype=np.float32)
+        self.timings["segment"] += time.perf_counter() - t0
+        return probs
+
+    def _propagate(self, frame: np.ndarray):
+        t0 = time.perf_counter()
+        step = self.propagator.step(frame)
+        self.timings["propagate"] += time.perf_counter() - t0
+        return step
+
+    def gt_probs(self, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ground-truth mask -> (``C x H x W`` one-hot probs, ``H x W`` uint8 labels, void -> 0)."""
+        values = np.unique(gt)
+        values = values[values != self.void_id]
+        classes = max([*self.class_ids, *(int(v) for v in values), 1]) + 1
+        labels = np.where(gt == self.void_id, 0, gt).astype(np.uint8)
+        return one_hot(gt, classes), labels
+
+    def step(self, frame: np.ndarray, gt: GroundTruth = None) -> FrameResult:
+        """Process the next frame (``H x W x 3`` uint8 RGB) and return its result.
+
+        ``gt``: the frame's ground-truth mask (``H x W`` uint8), None, or a callable returning it;
+        used only when ``keyframe_source="gt"`` and the policy asks for a keyframe here.
+        """
+        t = self._t
+        step = None
+        if t == 0:
+            want = True
+        else:
+            while self._recent and self._recent[0] <= t - BUDGET_WINDOW:
+                self._recent.popleft()
+            conf_now = drift = None
+            if self.policy.needs_confidence:
+                step = self._propagate(frame)
+                conf_now = mean_inside(step.confidence, labels_from_probs(step.probs))
+            if self.policy.needs_drift and self._key_thumb is not None:
+                t0 = time.perf_counter()
+                drift = appearance_drift(self._key_thumb, thumbnail(frame))
+                self.timings["drift"] += time.perf_counter() - t0
+            state = KeyframeState(t - self._last_key, conf_now, drift, len(self._recent))
+            want = self._pending or self.policy.decide(t, state)
+
+        mask = None
+        if want and self.keyframe_source == "gt":
+            mask = gt() if callable(gt) else gt
+            if mask is None and t == 0:
+                raise ValueError(
+                    "frame 0 has no ground-truth mask; keyframe_source='gt' needs the first frame "
+                    "annotated (or use keyframe_source='model')"
+                )
+            self._pending = mask is None
+        self._t += 1
+        if want and not self._pending:
+            return self._keyframe(t, frame, mask)
+        if step is None:
+            step = self._propagate(frame)
+        seg = self._segment(frame) if self.segment_every_frame else None
+        t0 = time.perf_counter()
+        if self.labeller is not None:
+            labels = self.labeller(step.probs, step.confidence, seg)
+        else:
+            labels = labels_from_probs(step.probs)
+        conf = mean_inside(step.confidence, labels)
+        self.timings["fusion"] += time.perf_counter() - t0
+        return FrameResult(labels, False, conf, t, step.probs, step.confidence, seg)
+
+    def _keyframe(self, t: int, frame: np.ndarray, mask: np.ndarray | None) -> FrameResult:
+        if mask is not None:
+            t0 = time.perf_counter()
+            probs, labels = self.gt_probs(mask)
+        else:
+            probs = self._segment(frame)
+            t0 = time.perf_counter()
+            labels = labels_from_probs(probs)
+        self.propagator.reset(frame, probs)
+        if self.labeller is not None:
+            self.labeller.reset(labels)
+        if self.policy.needs_drift:
+            self._key_thumb = thumbnail(frame)
+        self.timings["keyframe"] += time.perf_counter() - t0
+        self._recent.append(t)
+        self._last_key = t
+        return FrameResult(labels, True, 1.0, t, probs)
+
+
+def _frames_ahead(clip: Clip, depth: int, pool: ThreadPoolExecutor | None) -> Iterator[np.ndarray]:
+    """Frames of ``clip`` in order, decoded ``depth`` frames ahead on ``pool`` (None: inline)."""
+    n = len(clip)
+    if pool is None or depth < 1:
+        yield from (clip.frame(t) for t in range(n))
+        return
+    queue = deque(pool.submit(clip.frame, t) for t in range(min(depth, n)))
+    for t in range(n):
+        frame = queue.popleft().result()
+        if t + depth < n:
+            queue.append(pool.submit(clip.frame, t + depth))
+        yield frame
 
 
 def track(
@@ -163,128 +337,93 @@ def track(
     progress: bool = True,
     sink: MaskSink | None = None,
     keep_masks: bool | None = None,
+    backward: Propagator | None = None,
+    max_gap: int = DEFAULT_MAX_GAP,
+    read_ahead: int = 0,
 ) -> TrackResult:
     """Segment ``clip`` by keyframes + propagation, streaming one frame at a time.
 
     ``segmenter``: needed for ``keyframe_source="model"``; with ``fusion`` it also runs on every
     propagated frame and is blended in by confidence. ``fusion``: hysteresis (and blending)
     settings; None labels propagated frames by plain argmax. ``sink(t, mask)`` receives each
-    ``H x W`` uint8 mask as soon as it is made; ``keep_masks`` (default: True without a sink)
-    also collects them in ``TrackResult.masks``. Memory is one frame plus the propagator's state,
-    whatever the clip length, when masks are not kept.
+    ``H x W`` uint8 mask as soon as it is final; ``keep_masks`` (default: True without a sink)
+    also collects them in ``TrackResult.masks``. ``backward``: a second propagator of the same
+    kind turns on bidirectional propagation (module docstring), ``max_gap`` bounds its buffer.
+    ``read_ahead``: decode that many frames ahead in a thread (all clip reads then go through
+    that one thread). Memory is one frame plus the propagators' state (and, bidirectional, at
+    most ``max_gap`` buffered frames), whatever the clip length, when masks are not kept.
     """
-    if keyframe_source not in ("gt", "model"):
-        raise ValueError(f"keyframe_source: expected 'gt' or 'model', got {keyframe_source!r}")
-    if keyframe_source == "model" and segmenter is None:
-        raise ValueError("keyframe_source='model' needs a segmenter (e.g. a trained checkpoint)")
+    from endobench.propagation.bidirectional import Bidirectional
+
     n = len(clip)
     if n == 0:
         raise ValueError(f"clip {clip.name!r} has no frames")
-    if keyframe_source == "gt" and clip.mask(0) is None:
-        raise ValueError(
-            f"clip {clip.name!r}: frame 0 ({clip.frame_names[0]}) has no ground-truth mask; "
-            "keyframe_source='gt' needs the first frame annotated (or use keyframe_source='model')"
-        )
-    keep = sink is None if keep_masks is None else keep_masks
-    labeller = TemporalFusion(fusion) if fusion is not None else None
-    segment_every_frame = segmenter is not None and fusion is not None
-    own = dict.fromkeys(
-        ("read", "propagate", "segment", "keyframe", "fusion", "drift", "sink"), 0.0
+    tracker = Tracker(
+        propagator, policy, segmenter, fusion, keyframe_source, clip_class_ids(clip), clip.void_id
     )
-    inner = getattr(propagator, "timings", None)
-    inner_start = dict(inner) if isinstance(inner, dict) else {}
-
+    bidi = Bidirectional(tracker, backward, fusion, max_gap) if backward is not None else None
+    keep = sink is None if keep_masks is None else keep_masks
+    inner = [getattr(p, "timings", None) for p in (propagator, backward)]
+    inner_start = [dict(d) if isinstance(d, dict) else {} for d in inner]
+    own = {"read": 0.0, "sink": 0.0}
     masks: list[np.ndarray] = []
     keyframes: list[int] = []
     confidences: list[float] = []
-    recent: deque[int] = deque()
-    last_key = 0
-    pending = False
-    key_thumb: np.ndarray | None = None
     start = time.perf_counter()
 
-    def segment(frame: np.ndarray) -> np.ndarray:
-        t0 = time.perf_counter()
-        assert segmenter is not None
-        probs = np.asarray(segmenter.predict_proba(frame[None])[0], dtype=np.float32)
-        own["segment"] += time.perf_counter() - t0
-        return probs
-
-    for t in tqdm(range(n), disable=not progress, desc=f"track {clip.name}", unit="frame"):
-        t0 = time.perf_counter()
-        frame = clip.frame(t)
-        own["read"] += time.perf_counter() - t0
-
-        step = None
-        if t == 0:
-            want = True
-        else:
-            while recent and recent[0] <= t - BUDGET_WINDOW:
-                recent.popleft()
-            conf_now = drift = None
-            if policy.needs_confidence:
-                t0 = time.perf_counter()
-                step = propagator.step(frame)
-                own["propagate"] += time.perf_counter() - t0
-                conf_now = _mean_inside(step.confidence, labels_from_probs(step.probs))
-            if policy.needs_drift and key_thumb is not None:
-                t0 = time.perf_counter()
-                drift = appearance_drift(key_thumb, thumbnail(frame))
-                own["drift"] += time.perf_counter() - t0
-            state = KeyframeState(t - last_key, conf_now, drift, len(recent))
-            want = pending or policy.decide(t, state)
-
-        gt = None
-        if want and keyframe_source == "gt":
-            gt = clip.mask(t)
-            pending = gt is None
-        is_key = want and not pending
-
-        if is_key:
-            if gt is not None:
-                t0 = time.perf_counter()
-                probs = one_hot(gt, _num_classes(clip, gt))
-                labels = np.where(gt == clip.void_id, 0, gt).astype(np.uint8)
-            else:
-                probs = segment(frame)
-                t0 = time.perf_counter()
-                labels = labels_from_probs(probs)
-            propagator.reset(frame, probs)
-            if labeller is not None:
-                labeller.reset(labels)
-            if policy.needs_drift:
-                key_thumb = thumbnail(frame)
-            own["keyframe"] += time.perf_counter() - t0
-            keyframes.append(t)
-            recent.append(t)
-            last_key = t
-            conf_value = 1.0
-        else:
-            if step is None:
-                t0 = time.perf_counter()
-                step = propagator.step(frame)
-                own["propagate"] += time.perf_counter() - t0
-            seg = segment(frame) if segment_every_frame else None
-            t0 = time.perf_counter()
-            if labeller is not None:
-                labels = labeller(step.probs, step.confidence, seg)
-            else:
-                labels = labels_from_probs(step.probs)
-            conf_value = _mean_inside(step.confidence, labels)
-            own["fusion"] += time.perf_counter() - t0
-
-        confidences.append(conf_value)
+    def emit(result: FrameResult) -> None:
+        if result.is_keyframe:
+            keyframes.append(result.index)
+        confidences.append(result.confidence)
         if sink is not None:
             t0 = time.perf_counter()
-            sink(t, labels)
+            sink(result.index, result.labels)
             own["sink"] += time.perf_counter() - t0
         if keep:
-            masks.append(labels)
+            masks.append(result.labels)
 
-    timings = dict(own)
-    if isinstance(inner, dict):
-        for key, value in inner.items():
-            timings[key] = value - inner_start.get(key, 0.0)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="read") if read_ahead > 0 else None
+
+    def read_mask(t: int) -> np.ndarray | None:
+        return clip.mask(t) if pool is None else pool.submit(clip.mask, t).result()
+
+    try:
+        frames = _frames_ahead(clip, read_ahead, pool)
+        bar = tqdm(range(n), disable=not progress, desc=f"track {clip.name}", unit="frame")
+        for t in bar:
+            t0 = time.perf_counter()
+            frame = next(frames)
+            own["read"] += time.perf_counter() - t0
+
+            if t == 0 and keyframe_source == "gt":
+                truth: GroundTruth = read_mask(0)
+                if truth is None:
+                    raise ValueError(
+                        f"clip {clip.name!r}: frame 0 ({clip.frame_names[0]}) has no ground-truth "
+                        "mask; keyframe_source='gt' needs the first frame annotated (or use "
+                        "keyframe_source='model')"
+                    )
+            else:
+                truth = partial(read_mask, t)
+            if bidi is None:
+                emit(tracker.step(frame, truth))
+            else:
+                for result in bidi.step(frame, truth):
+                    emit(result)
+        if bidi is not None:
+            for result in bidi.flush():
+                emit(result)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+    timings = {**tracker.timings, **own}
+    if bidi is not None:
+        timings["bidirectional"] = bidi.seconds
+    for d, d0 in zip(inner, inner_start, strict=True):
+        if isinstance(d, dict):
+            for key, value in d.items():
+                timings[key] = timings.get(key, 0.0) + value - d0.get(key, 0.0)
     timings["total"] = time.perf_counter() - start
     return TrackResult(
         masks=masks,
@@ -298,6 +437,7 @@ def track(
             "propagation": propagator.name,
             "keyframes": policy.spec,
             "keyframe_source": keyframe_source,
+            "bidirectional": backward is not None,
             "fusion": None if fusion is None else fusion.model_dump(),
         },
     )

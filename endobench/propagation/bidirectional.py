@@ -1,0 +1,174 @@
+"""Bidirectional propagation between known keyframes: forward from k, backward from k', fused.
+
+For a frame ``t`` between keyframes ``k < t < k'`` the forward estimate (propagated from ``k``,
+distance ``d_f = t - k``) and the backward estimate (propagated from ``k'`` in reverse,
+``d_b = k' - t``) are blended per pixel with weights
+
+    w_f = (floor + (1 - floor) * c_f) * d_b,    w_b = (floor + (1 - floor) * c_b) * d_f
+
+(``c``: each direction's propagation confidence in [0, 1]), so the nearer keyframe counts more,
+a confident direction beats an unsure one, and where both have no trust the temporal weights
+alone decide. Probabilities with fewer channels (an object present only at one keyframe) are
+zero-padded, so objects appearing or vanishing between keyframes come from the side that has
+them. ``Bidirectional`` wraps a streaming ``Tracker``: it buffers propagated frames (probabilities
+as uint8, confidence as float16) until the next keyframe arrives, then runs the backward pass
+over the buffer and emits the segment in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from endobench.propagation.base import Propagator
+from endobench.propagation.fusion import FusionConfig, TemporalFusion, labels_from_probs
+
+CONFIDENCE_FLOOR = 0.05
+
+
+def _pad(probs: np.ndarray, channels: int) -> np.ndarray:
+    if probs.shape[0] == channels:
+        return probs
+    out = np.zeros((channels, *probs.shape[1:]), np.float32)
+    out[: probs.shape[0]] = probs
+    return out
+
+
+def fuse_bidirectional(
+    forward: np.ndarray,
+    forward_conf: np.ndarray,
+    backward: np.ndarray,
+    backward_conf: np.ndarray,
+    d_forward: int,
+    d_backward: int,
+    floor: float = CONFIDENCE_FLOOR,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse ``C1 x H x W`` and ``C2 x H x W`` float32 probabilities (weights: module docstring).
+
+    ``forward_conf`` / ``backward_conf``: ``H x W`` float32 in [0, 1]; ``d_forward`` /
+    ``d_backward``: frames from the earlier / later keyframe (>= 1). A class missing from one
+    side (fewer channels, or no pixels at its keyframe) counts as absent there, so an object
+    present at one keyframe only fades out towards the other in proportion to the weights.
+    Returns the fused ``max(C1, C2) x H x W`` probabilities (they sum to 1 where both inputs do)
+    and the ``H x W`` confidence (the same weighted mean of both confidences).
+    """
+    if d_forward < 1 or d_backward < 1:
+        raise ValueError(f"distances must be >= 1 frame, got {d_forward} and {d_backward}")
+    channels = max(forward.shape[0], backward.shape[0])
+    w_f = (np.float32(floor) + np.float32(1 - floor) * forward_conf) * np.float32(d_backward)
+    w_b = (np.float32(floor) + np.float32(1 - floor) * backward_conf) * np.float32(d_forward)
+    share = w_f / (w_f + w_b)  # forward's share, H x W in (0, 1)
+    fwd, bwd = _pad(forward, channels), _pad(backward, channels)
+    fused = bwd + share[None] * (fwd - bwd)
+    conf = backward_conf + share * (forward_conf - backward_conf)
+    return fused.astype(np.float32, copy=False), conf.astype(np.float32, copy=False)
+
+
+def _to_u8(probs: np.ndarray) -> np.ndarray:
+    """``C x H x W`` float32 in [0, 1] -> uint8 (rounded, 1/255 steps)."""
+    c, h, w = probs.shape
+    flat = np.ascontiguousarray(probs).reshape(c * h, w)
+    return cv2.convertScaleAbs(flat, alpha=255.0).reshape(c, h, w)
+
+
+def _from_u8(probs: np.ndarray) -> np.ndarray:
+    return probs.astype(np.float32) * np.float32(1 / 255)
+
+
+@dataclass
+class _Pending:
+    index: int
+    frame: np.ndarray
+    probs: np.ndarray  # uint8 C x H x W
+    conf: np.ndarray  # float16 H x W
+    segmented: np.ndarray | None  # uint8 C x H x W
+
+
+class Bidirectional:
+    """Delay a ``Tracker``'s propagated frames until the next keyframe and fuse both directions.
+
+    ``backward``: a propagator of the same kind as the tracker's (its own state); ``fusion``:
+    labelling of the fused probabilities (hysteresis, segmenter blend); ``max_gap``: frames kept
+    at most (older ones leave forward only). ``seconds``: time spent in the backward pass.
+    """
+
+    def __init__(
+        self,
+        tracker,
+        backward: Propagator,
+        fusion: FusionConfig | None = None,
+        max_gap: int = 64,
+    ) -> None:
+        if max_gap < 1:
+            raise ValueError(f"max_gap: expected >= 1 frame, got {max_gap}")
+        self.tracker, self.backward, self.max_gap = tracker, backward, max_gap
+        self.labeller = TemporalFusion(fusion) if fusion is not None else None
+        self.seconds = 0.0
+        self._buffer: deque[_Pending] = deque()
+        self._last_key = 0
+
+    def step(self, frame: np.ndarray, gt=None) -> list:
+        """Feed the next frame; returns the frame results that became final (in order)."""
+        from endobench.propagation.tracker import FrameResult
+
+        result: FrameResult = self.tracker.step(frame, gt)
+        if not result.is_keyframe:
+            assert result.probs is not None and result.confidence_map is not None
+            t0 = time.perf_counter()
+            seg = None if result.segmented is None else _to_u8(result.segmented)
+            self._buffer.append(
+                _Pending(
+                    result.index, frame, _to_u8(result.probs),
+                    result.confidence_map.astype(np.float16), seg,
+                )
+            )  # fmt: skip
+            self.seconds += time.perf_counter() - t0
+            if len(self._buffer) > self.max_gap:
+                return [self._emit(self._buffer.popleft())]
+            return []
+        out = self._close(frame, result) if self._buffer else []
+        self._last_key = result.index
+        if self.labeller is not None:
+            self.labeller.reset(result.labels)
+        out.append(result)
+        return out
+
+    def flush(self) -> list:
+        """End of stream: the frames after the last keyframe, forward only."""
+        out = [self._emit(p) for p in self._buffer]
+        self._buffer.clear()
+        return out
+
+    def _close(self, frame: np.ndarray, key) -> list:
+        t0 = time.perf_counter()
+        self.backward.reset(frame, key.probs)
+        for pending in reversed(self._buffer):
+            step = self.backward.step(pending.frame)
+            fused, conf = fuse_bidirectional(
+                _from_u8(pending.probs), pending.conf.astype(np.float32),
+                step.probs, step.confidence,
+                pending.index - self._last_key, key.index - pending.index,
+            )  # fmt: skip
+            pending.probs, pending.conf = _to_u8(fused), conf.astype(np.float16)
+        self.seconds += time.perf_counter() - t0
+        out = [self._emit(p) for p in self._buffer]
+        self._buffer.clear()
+        return out
+
+    def _emit(self, pending: _Pending):
+        from endobench.propagation.tracker import FrameResult, mean_inside
+
+        probs = _from_u8(pending.probs)
+        conf = pending.conf.astype(np.float32)
+        seg = None if pending.segmented is None else _from_u8(pending.segmented)
+        if self.labeller is not None:
+            labels = self.labeller(probs, conf, seg)
+        else:
+            labels = labels_from_probs(probs)
+        return FrameResult(
+            labels, False, mean_inside(conf, labels), pending.index, probs, conf, seg
+        )
