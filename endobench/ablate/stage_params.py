@@ -69,6 +69,10 @@ class TrackParams(BaseModel):
     policy: str = "every:8"
     fusion: bool = False
     bidirectional: bool = False
+    flow_confidence: Literal["photometric", "forward_backward", "none"] = "photometric"
+    propagation_weights: str | None = None
+    reference: bool = False
+    progress: bool | None = None
     device: str = "auto"
     strip_frames: int = Field(6, ge=1)
 
