@@ -11,9 +11,11 @@ A cached entry is the list of ``C_i x h_i x w_i`` float16 feature maps that
 
 Any change to either gives a new key, hence a miss; nothing is ever overwritten with different
 content. Layout: ``<root>/<fingerprint[:20]>/backbone.json`` (what the fingerprint stands for) and
-``<root>/<fingerprint[:20]>/<key[:2]>/<key>.pt`` (``torch.save`` of the list, loadable with
-``weights_only=True``). Writes go to a temporary file that is renamed into place, so a crash never
-leaves a truncated entry under a valid name; an unreadable or mis-shaped entry is recomputed.
+``<root>/<fingerprint[:20]>/<key[:2]>/<key>.pt``: the 4-byte magic ``EBFC``, the SHA-256 of the
+payload (32 bytes), then the payload (``torch.save`` of the list, loaded with ``weights_only=True``).
+Writes go to a temporary file that is renamed into place, so a crash never leaves a truncated entry
+under a valid name; every load verifies the payload's SHA-256, so an entry damaged later (truncated,
+bit-flipped, overwritten) is detected and recomputed, as is an unreadable or mis-shaped one.
 
 Only valid for a frozen backbone fed un-augmented pixels: any augmentation that changes pixels
 (photometric) or geometry makes every epoch's input new, so the trainer then computes features
@@ -42,7 +44,8 @@ from endobench.models.weights import state_sha256
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: entries carry the SHA-256 of their payload
+ENTRY_MAGIC = b"EBFC"
 DEFAULT_CACHE_ENV = "ENDOBENCH_FEATURE_CACHE"
 
 
@@ -85,9 +88,23 @@ def image_sha256(image: np.ndarray) -> str:
 
 
 def _atomic_torch_save(obj: object, path: Path) -> None:
+    """Write ``obj`` as a checksummed entry (magic, payload SHA-256, payload) atomically."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue(), fsync=False)  # an entry is cheap to recompute
+    payload = buffer.getvalue()
+    entry = ENTRY_MAGIC + hashlib.sha256(payload).digest() + payload
+    atomic_write_bytes(path, entry, fsync=False)  # an entry is cheap to recompute
+
+
+def _verified_payload(entry: bytes) -> bytes | None:
+    """The payload of a checksummed entry, or None when its magic or SHA-256 does not match."""
+    head = len(ENTRY_MAGIC) + 32
+    if len(entry) < head or not entry.startswith(ENTRY_MAGIC):
+        return None
+    payload = entry[head:]
+    if hashlib.sha256(payload).digest() != entry[len(ENTRY_MAGIC) : head]:
+        return None
+    return payload
 
 
 class FeatureCache:
@@ -143,8 +160,12 @@ class FeatureCache:
         path = self.path(key)
         if not path.exists():
             return None
+        payload = _verified_payload(path.read_bytes())
+        if payload is None:
+            logger.warning("feature cache: entry %s fails its SHA-256 check; recomputing", path)
+            return None
         try:
-            feats = torch.load(path, map_location="cpu", weights_only=True)
+            feats = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
         except Exception as err:  # a damaged file is recomputed, never trusted
             logger.warning("feature cache: unreadable entry %s (%s); recomputing", path, err)
             return None

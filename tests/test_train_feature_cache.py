@@ -104,6 +104,22 @@ def test_damaged_entry_is_recomputed(tmp_path: Path, images: list[np.ndarray]) -
         cache.load_batch(["0" * 64])
 
 
+def test_bit_flip_that_keeps_the_shape_is_detected(
+    tmp_path: Path, images: list[np.ndarray]
+) -> None:
+    cache = FeatureCache(tmp_path, tiny_backbone())
+    (key,) = cache.ensure(images[:1], progress=False)
+    good = cache.load(key)
+    entry = bytearray(cache.path(key).read_bytes())
+    entry[-7] ^= 0x10  # inside the last tensor's storage: torch would still load it, wrong
+    cache.path(key).write_bytes(bytes(entry))
+    assert cache.load(key) is None
+    cache.ensure(images[:1], progress=False)
+    assert cache.misses == 2
+    reloaded = cache.load(key)
+    assert reloaded is not None and all(torch.equal(a, b) for a, b in zip(good, reloaded))
+
+
 def test_refuses_a_trainable_backbone(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="1 trainable blocks.*fully frozen"):
         FeatureCache(tmp_path, tiny_backbone(unfreeze_last=1))
