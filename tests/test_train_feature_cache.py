@@ -117,7 +117,9 @@ def test_bit_flip_that_keeps_the_shape_is_detected(
     cache.ensure(images[:1], progress=False)
     assert cache.misses == 2
     reloaded = cache.load(key)
-    assert reloaded is not None and all(torch.equal(a, b) for a, b in zip(good, reloaded))
+    assert reloaded is not None and all(
+        torch.equal(a, b) for a, b in zip(good, reloaded, strict=True)
+    )
 
 
 def test_refuses_a_trainable_backbone(tmp_path: Path) -> None:
