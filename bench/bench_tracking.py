@@ -208,8 +208,25 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="also write the JSON here")
     parser.add_argument("--figure", default=None, help="write the J&F vs keyframes figure here")
     parser.add_argument("--speed-frames", type=int, default=600, help="frames of the speed clip")
+    parser.add_argument(
+        "--speed-only", action="store_true",
+        help="only the command-speed comparison (endobench track vs decode + DIS alone)",
+    )  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.speed_only:
+        report = {
+            "benchmark": "tracking command speed",
+            "machine": machine_facts(),
+            "load_average_at_start": os.getloadavg(),
+            "command_speed": command_speed(args.speed_frames),
+            "load_average_at_end": os.getloadavg(),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps(report, indent=2))
+        return 0
     data = real_clips()
     policies = (
         ["every:5", "every:10"] if args.quick else ["every:3", "every:5", "every:10", "every:20"]

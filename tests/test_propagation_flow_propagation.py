@@ -157,3 +157,24 @@ def test_chaining_keeps_a_thin_structure_under_subpixel_motion():
     for _ in range(20):
         probs, _ = warp_probs(probs, ConstantFlow(-0.5, 0).flow)
     assert probs[1].max() < 0.5
+
+
+def test_many_objects_and_held_results_survive_later_steps():
+    """Six objects (two groups of channels) move exactly; a step's returned arrays are its own
+    (the propagator reuses scratch buffers, never the arrays it hands out)."""
+    lab = np.zeros((H, W), np.uint8)
+    for k in range(1, 7):
+        lab[2 * k : 2 * k + 2, 3 * k : 3 * k + 3] = k
+    prop = FlowPropagator(ConstantFlow(1, 1), confidence="photometric")
+    prop.reset(frame(), one_hot(lab, 7))
+    first = prop.step(frame())
+    held = (first.probs.copy(), first.confidence.copy())
+    assert first.probs.shape == (7, H, W) and first.probs.flags.c_contiguous
+    np.testing.assert_array_equal(labels_from_probs(first.probs), shifted(lab, 1, 1))
+    np.testing.assert_allclose(first.probs.sum(0), 1.0, atol=1e-6)
+    second = prop.step(frame())
+    np.testing.assert_array_equal(labels_from_probs(second.probs), shifted(lab, 2, 2))
+    prop.reset(frame(), one_hot(lab, 7))
+    prop.step(frame())
+    np.testing.assert_array_equal(first.probs, held[0])
+    np.testing.assert_array_equal(first.confidence, held[1])

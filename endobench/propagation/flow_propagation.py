@@ -30,9 +30,7 @@ from endobench.propagation.flow import FlowEstimator, to_gray
 from endobench.propagation.warp import (
     forward_backward_confidence,
     pixel_grid,
-    remap_blocks,
     sampling_map,
-    to_blocks,
 )
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
@@ -89,8 +87,9 @@ class FlowPropagator:
         self.timings = {"flow": 0.0, "warp": 0.0, "confidence": 0.0}
         self._prev: np.ndarray | None = None  # previous frame as the estimator wants it
         self._prev_gray: np.ndarray | None = None
-        # Keyframe probabilities as B x H x W x 4 blocks (cv2.remap's fastest layout).
-        self._key: np.ndarray | None = None
+        # Keyframe object probabilities, H x W x n (n <= 4) float32 groups (see ``reset``).
+        self._key: list[np.ndarray] | None = None
+        self._buffers: _StepBuffers | None = None
         self._classes = 0
         # H x W x 4 per current pixel: keyframe position x, y; accumulated confidence; validity.
         self._track: np.ndarray | None = None
@@ -104,12 +103,17 @@ class FlowPropagator:
             raise ValueError(
                 f"fov: shape {self.fov.shape} differs from the frames' {shape} (H x W)"
             )
-        c = probs.shape[0]
-        key = to_blocks(np.moveaxis(probs, 0, -1))
         inside = np.ones(shape, np.float32) if self.fov is None else self.fov.astype(np.float32)
-        self._classes = c
-        self._key = _with_background(key, c, inside)
-        track = np.empty((*shape, 4), np.float32)
+        self._classes = probs.shape[0]
+        # Only the object channels are sampled (background is their complement), zero outside
+        # the field of view, in groups of at most 4 (cv2.remap interpolates them in one pass).
+        self._key = [
+            np.ascontiguousarray(np.moveaxis(probs[k : k + 4] * inside, 0, -1))
+            for k in range(1, self._classes, 4)
+        ]
+        if self._buffers is None or self._buffers.shape != shape:
+            self._buffers = _StepBuffers(shape)
+        track = self._buffers.track[0]
         track[..., :2] = pixel_grid(*shape)
         track[..., 2] = inside
         track[..., 3] = inside
@@ -121,7 +125,7 @@ class FlowPropagator:
         """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``)."""
         if self._track is None or self._key is None or self._prev is None:
             raise RuntimeError(f"{self.name}: step() called before reset()")
-        assert self._prev_gray is not None
+        assert self._prev_gray is not None and self._buffers is not None
         frame = np.asarray(frame)
         gray = to_gray(frame)
         cur = gray if self.estimator.grayscale else frame
@@ -130,72 +134,97 @@ class FlowPropagator:
                 f"{self.name}: frame size {gray.shape} differs from the previous frame's "
                 f"{self._prev_gray.shape} (H x W)"
             )
+        buf = self._buffers
         t0 = time.perf_counter()
         flow = self.estimator(cur, self._prev)  # target (new frame) -> source (previous frame)
         flow_rev = (
             self.estimator(self._prev, cur) if self.confidence_mode == "forward_backward" else None
         )
         t1 = time.perf_counter()
-        coords = sampling_map(flow)
-        track = cv2.remap(
+        coords = sampling_map(flow, out=buf.coords)
+        # The state ping-pongs between two buffers: the old one is the remap's source.
+        track = buf.track[1] if self._track is buf.track[0] else buf.track[0]
+        cv2.remap(
             self._track,
             coords,
             None,
             cv2.INTER_LINEAR,
+            dst=track,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
         t2 = time.perf_counter()
         step_conf = None
         if self.confidence_mode == "photometric":
-            prev_warped = cv2.remap(
-                self._prev_gray, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            cv2.remap(
+                self._prev_gray,
+                coords,
+                None,
+                cv2.INTER_LINEAR,
+                dst=buf.gray,
+                borderMode=cv2.BORDER_REPLICATE,
             )
-            step_conf = cv2.LUT(cv2.absdiff(gray, prev_warped), self._table)
+            cv2.absdiff(gray, buf.gray, dst=buf.gray)
+            step_conf = cv2.LUT(buf.gray, self._table, dst=buf.step_conf)
         elif flow_rev is not None:
             step_conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
         t3 = time.perf_counter()
         # Positions are averaged over the valid bilinear taps only (no smearing from outside);
         # a pixel needs at least half of its footprint valid to have a source at all.
-        # Contiguous planes (cv2.split) make the bookkeeping below much cheaper than strided lanes.
-        x, y, conf, valid = cv2.split(track)
-        ok = valid >= 0.5
+        # Contiguous planes make the bookkeeping below much cheaper than strided lanes; every
+        # temporary lives in a reused buffer (fresh full-frame arrays cost page faults).
+        x, y, conf, valid = cv2.split(track, buf.planes)
+        ok = np.greater_equal(valid, np.float32(0.5), out=buf.ok)
         if self.fov is not None:
             ok &= self.fov
-        okf = ok.astype(np.float32)
-        scale = okf / np.maximum(valid, np.float32(1e-6))
+        okf = buf.okf
+        okf[...] = ok
+        scale = np.maximum(valid, np.float32(1e-6), out=buf.scale)
+        np.divide(okf, scale, out=scale)
         x *= scale
         y *= scale
-        conf *= okf if step_conf is None else okf * step_conf
+        weight = okf if step_conf is None else np.multiply(okf, step_conf, out=buf.scale)
+        conf_out = np.multiply(conf, weight)  # fresh: returned to the caller
         # Sample the keyframe once through the chained positions: no diffusion across steps.
-        probs = _with_background(remap_blocks(self._key, x, y), self._classes, okf)
-        track = cv2.merge((x, y, conf, okf))
+        probs = np.empty((self._classes, *gray.shape), np.float32)  # fresh: returned
+        for b, key in enumerate(self._key):
+            if key.shape[2] == 1:
+                cv2.remap(key, x, y, cv2.INTER_LINEAR, dst=probs[1 + 4 * b], **_ZERO_BORDER)
+                continue
+            sampled = cv2.remap(key, x, y, cv2.INTER_LINEAR, dst=buf.block, **_ZERO_BORDER)
+            for j in range(key.shape[2]):
+                probs[1 + 4 * b + j] = sampled[..., j]
+        objects = probs[1:]
+        objects *= okf
+        np.subtract(np.float32(1.0), probs[1], out=probs[0])
+        for channel in probs[2:]:
+            probs[0] -= channel
+        self._track = cv2.merge((x, y, conf_out, okf), track)
         t4 = time.perf_counter()
-        self._track, self._prev, self._prev_gray = track, cur, gray
+        self._prev, self._prev_gray = cur, gray
         self.timings["flow"] += t1 - t0
         self.timings["warp"] += (t2 - t1) + (t4 - t3)
         self.timings["confidence"] += t3 - t2
-        # Each step allocates fresh arrays, so the returned views stay valid.
-        return PropagationStep(probs=_channels_first(probs, self._classes), confidence=conf)
+        return PropagationStep(probs=probs, confidence=conf_out)
 
 
-def _with_background(blocks: np.ndarray, classes: int, inside: np.ndarray) -> np.ndarray:
-    """Zero the object channels where ``inside`` is 0 and make channel 0 their complement."""
-    objects = [blocks[k // 4, ..., k % 4] for k in range(1, classes)]
-    for channel in objects:
-        channel *= inside
-    background = blocks[0, ..., 0]
-    np.subtract(1.0, objects[0], out=background)
-    for channel in objects[1:]:
-        background -= channel
-    return blocks
+_ZERO_BORDER = {"borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
 
 
-def _channels_first(blocks: np.ndarray, classes: int) -> np.ndarray:
-    """``B x H x W x 4`` blocks -> ``C x H x W`` (a view when B = 1)."""
-    if blocks.shape[0] == 1:
-        return np.moveaxis(blocks[0, ..., :classes], -1, 0)
-    return np.moveaxis(blocks, -1, 1).reshape(-1, *blocks.shape[1:3])[:classes]
+class _StepBuffers:
+    """Per-frame-size scratch arrays of ``FlowPropagator.step`` (allocated once, reused)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.track = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
+        self.coords = np.empty((*shape, 2), np.float32)
+        self.gray = np.empty(shape, np.uint8)
+        self.step_conf = np.empty(shape, np.float32)
+        self.planes = [np.empty(shape, np.float32) for _ in range(4)]
+        self.ok = np.empty(shape, bool)
+        self.okf = np.empty(shape, np.float32)
+        self.scale = np.empty(shape, np.float32)
+        self.block = np.empty((*shape, 4), np.float32)
 
 
 class CopyLastPropagator:

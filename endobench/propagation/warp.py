@@ -31,12 +31,16 @@ def pixel_grid(height: int, width: int) -> np.ndarray:
     return grid
 
 
-def sampling_map(flow: np.ndarray) -> np.ndarray:
-    """``H x W x 2`` float32 flow -> absolute source coordinates for ``cv2.remap``."""
+def sampling_map(flow: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``H x W x 2`` float32 flow -> absolute source coordinates for ``cv2.remap``.
+
+    ``out``: optional ``H x W x 2`` float32 array to write them into (returned).
+    """
     flow = np.asarray(flow)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise WarpError(f"flow: expected H x W x 2, got shape {flow.shape}")
-    return pixel_grid(flow.shape[0], flow.shape[1]) + flow.astype(np.float32, copy=False)
+    grid = pixel_grid(flow.shape[0], flow.shape[1])
+    return np.add(grid, flow.astype(np.float32, copy=False), out=out)
 
 
 def remap_blocks(
