@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 from endobench.cli import main
-from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

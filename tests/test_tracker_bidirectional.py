@@ -7,6 +7,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
+from test_tracker import MovingClip, SlideFlow, expected_propagation
 
 from endobench.data import Clip, open_dataset
 from endobench.errors import UserError
@@ -24,7 +25,6 @@ from endobench.propagation import (
     track_clips,
 )
 from endobench.propagation.keyframes import KeyframeSpecError
-from tests.test_tracker import MovingClip, SlideFlow, expected_propagation
 
 
 def test_fuse_bidirectional_hand_computed():
