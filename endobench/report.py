@@ -382,6 +382,7 @@ def story_figure(story: pd.DataFrame, track_keys: Sequence[str]) -> plt.Figure:
         x="keyframes_per_100_mean",
         y="J&F-Mean_mean",
         hue=STORY_KEY,
+        hue_order=list(dict.fromkeys(story[STORY_KEY])),  # the table's order: gt first
         style="kind",
         style_order=["ground truth", "model"],
         estimator=None,
