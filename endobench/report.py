@@ -324,7 +324,7 @@ def _model_label(row: pd.Series, setting_keys: Sequence[str]) -> str:
     for key in setting_keys:
         value = str(row[key])
         if key == "augmentation":
-            value = f"{value} aug"
+            value = "no aug" if value == "none" else f"{value} aug"
         elif key == "backbone" and init:
             value, init = f"{init} {value}", None
         parts.append(value)
@@ -354,7 +354,10 @@ def story_data(
         if f"reference.{method}.J&F-Mean" not in done:
             continue
         ref = done[[*track_keys, *cols]].rename(columns=cols).dropna(subset=["J&F-Mean"])
-        ref = ref.drop_duplicates()  # the same clip and policy tracked again per trained model
+        # The same clip and policy tracked again per trained model: one row, its seconds averaged.
+        exact = [*track_keys, "label", "J&F-Mean", "keyframes_per_100"]
+        exact = [c for c in exact if c in ref]
+        ref = ref.groupby(exact, sort=False, dropna=False, as_index=False).mean(numeric_only=True)
         for label, group in ref.groupby("label", sort=False):
             agg = aggregate(group, track_keys, [k for k in metric_keys if k in group])
             parts.append(agg.assign(**{STORY_KEY: label}))

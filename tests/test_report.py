@@ -225,7 +225,8 @@ def test_embed_leaves_external_missing_and_outside_links(tmp_path: Path) -> None
 # ---------------------------------------------------------------------------------------------
 # Sweep: backbone [A, B] x augmentation [endoscopic] x policy [first, every], one seed; stage
 # ``train`` (backbone, augmentation), ``track`` (policy). The references depend on the policy only
-# (the same clip for both trained models), so each counts once in the story table.
+# (the same clip for both trained models), so each counts once in the story table, its s/frame
+# the mean of the two reruns (A: -0.002, B: +0.002 s when above 0.005 s).
 REF = {  # policy -> method -> (label, J&F, keyframes/100, s/frame)
     "first": {"copy": ("gt keyframes + copy", 0.40, 5.0, 0.001),
               "forward": ("gt keyframes + forward DIS", 0.50, 5.0, 0.010),
@@ -264,6 +265,14 @@ def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "seconds_per_frame": spf,
                 }  # fmt: skip
                 for method, (label, jf, kf, spf) in REF[policy].items()
+                # timings differ between reruns of one reference: the table shows their mean
+                for spf in [
+                    spf - 0.002
+                    if backbone == "A" and spf > 0.005
+                    else spf + 0.002
+                    if spf > 0.005
+                    else spf
+                ]
             }
             summary = {
                 "J&F-Mean": MODEL[(backbone, policy)],
