@@ -394,7 +394,9 @@ def story_figure(story: pd.DataFrame, track_keys: Sequence[str]) -> plt.Figure:
         ax=ax,
     )
     if "policy" in track_keys:
-        for _, r in data[data["kind"] == "ground truth"].drop_duplicates("policy").iterrows():
+        for _, r in (
+            data[data["kind"] == "ground truth"].drop_duplicates("policy", keep="last").iterrows()
+        ):
             ax.annotate(
                 str(r["policy"]),
                 (r["keyframes_per_100_mean"], r["J&F-Mean_mean"]),
