@@ -581,7 +581,7 @@ def _story_section(
         "to this sweep's pipeline, whose keyframes the trained model segments. Same clip, same "
         "keyframe policies. The ground-truth curves show what propagation buys per keyframe; the "
         "model's keyframes are only as good as its segmenter (a random-init backbone's are wrong, "
-        "so more of them lower J&F).",
+        "so more of them do not raise J&F).",
         "",
         to_markdown(table),
         f"LaTeX (booktabs): [tables/{table.name}.tex](tables/{table.name}.tex)",
