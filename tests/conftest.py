@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbformat
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +32,19 @@ def metric_vectors(samples: Path) -> Path:
     if not root.is_dir():
         pytest.fail(f"metric test vectors not found at {root}")
     return root
+
+
+def write_notebook(path: Path, parameters: str, body: str) -> Path:
+    """A notebook with a cell tagged ``parameters`` followed by ``body``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(body),
+    ]
+    nbformat.write(nb, path)
+    return path

@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
+from conftest import write_notebook
 
 from endobench.ablate import load_results
 
@@ -122,19 +122,9 @@ def test_killed_worker_runs_are_rescheduled_and_finish_once(
     tmp_path: Path, cluster: tuple[str, list[subprocess.Popen]]
 ) -> None:
     address, workers = cluster
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            'run_dir = ""\nitem = ""\nlog = ""\nrelease = ""', metadata={"tags": ["parameters"]}
-        ),
-        nbformat.v4.new_code_cell(NOTEBOOK),
-    ]
-    nbformat.write(nb, tmp_path / "work.ipynb")
+    write_notebook(
+        tmp_path / "work.ipynb", 'run_dir = ""\nitem = ""\nlog = ""\nrelease = ""', NOTEBOOK
+    )
     log, release = tmp_path / "log", tmp_path / "release"
     grid = {
         "name": "faults",

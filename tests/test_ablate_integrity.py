@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
+from conftest import write_notebook
 
 from endobench.ablate import load_grid, plan_sweep, run_sweep
 from endobench.ablate import run_files as rf
@@ -50,20 +50,6 @@ write_run_outputs(run_dir, pd.DataFrame({"frame": [0]}), {"J&F-Mean": 0.25})
 PARAMS = 'run_dir = ""\ndataset = "a"\ndatasets = None\nlog = ""'
 
 
-def notebook(path: Path, parameters: str, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(body),
-    ]
-    nbformat.write(nb, path)
-
-
 def executed(log: Path) -> list[str]:
     lines = sorted(log.read_text().splitlines()) if log.exists() else []
     log.unlink(missing_ok=True)
@@ -73,8 +59,8 @@ def executed(log: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("integrity")
-    notebook(root / "train.ipynb", PARAMS, TRAIN)
-    notebook(root / "track.ipynb", PARAMS + '\ncheckpoint = ""', TRACK)
+    write_notebook(root / "train.ipynb", PARAMS, TRAIN)
+    write_notebook(root / "track.ipynb", PARAMS + '\ncheckpoint = ""', TRACK)
     registry = root / "datasets.yaml"
     registry.write_text(
         "datasets:\n  a: {format: synthetic, seed: 1}\n  b: {format: synthetic, seed: 2}\n"
@@ -186,7 +172,7 @@ def test_data_fingerprint_follows_file_list_sizes_and_mtimes(tmp_path: Path) -> 
 def test_ctrl_c_marks_the_notebook_in_flight_interrupted_in_one_line(tmp_path: Path) -> None:
     """SIGINT to `endobench ablate` while a notebook runs: exit 130, one line, status file."""
     started = tmp_path / "started"
-    notebook(
+    write_notebook(
         tmp_path / "slow.ipynb",
         'run_dir = ""\nstarted = ""',
         "import time\nfrom pathlib import Path\nPath(started).touch()\ntime.sleep(120)",

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import write_notebook
 
 import endobench.ablate.runner as runner
 from endobench.ablate import load_grid, load_results, plan_sweep, run_sweep
@@ -43,22 +44,6 @@ if f"{model}/{policy}" == fail_on:
 score = {"first": 0.25, "every": 0.5}[policy] + (0.125 if model == "beta" else 0.0)
 write_run_outputs(run_dir, pd.DataFrame({"frame": [0, 1], "J": [score, score]}), {"J&F-Mean": score})
 """
-
-
-def write_notebook(path: Path, parameters: str, body: str) -> Path:
-    """A notebook with a cell tagged ``parameters`` followed by ``body``."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(body),
-    ]
-    nbformat.write(nb, path)
-    return path
 
 
 def write_grid(root: Path, name: str, axes: dict, fail_on: str = "") -> Path:
