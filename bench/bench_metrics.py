@@ -12,7 +12,7 @@ Comparison (every ratio below comes from this run, on the same masks, same proce
   (``Evaluator.feed_frame(mask, gt)`` on label maps; it finds the objects itself) against
   endobench splitting the label maps into objects and scoring each;
 - folder evaluation: ``vos_benchmark.benchmark`` (multiprocessing pool) against
-  ``endobench.commands.evaluate.evaluate_folders`` over the shared DAVIS ``dis`` predictions,
+  ``endobench.evaluation.evaluate_folders`` over the shared DAVIS ``dis`` predictions,
   both with 1 and with ``cpu_count`` workers, PNG decoding included.
 
 The official ``davis2017-evaluation`` package is not on the package index, so it is not a peer.

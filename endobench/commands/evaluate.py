@@ -204,14 +204,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_format_table(table, args.protocol))
     return 0
-
-
-def __getattr__(name: str) -> Any:
-    """``evaluate_folders`` / ``table_to_json`` moved to :mod:`endobench.evaluation`; the old
-    import path keeps working (``bench/bench_metrics.py`` uses it) without importing them at
-    start-up."""
-    if name in ("evaluate_folders", "table_to_json"):
-        import endobench.evaluation
-
-        return getattr(endobench.evaluation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
