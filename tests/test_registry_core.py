@@ -1,0 +1,117 @@
+"""The registry core: spec grammar, option validation, listing, duplicate names, lazy modules."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from pydantic import BaseModel, Field, field_validator
+
+from endobench.errors import UserError
+from endobench.registry import Registry, RegistryError, SpecError, format_spec
+
+
+class EveryOptions(BaseModel):
+    k: int = Field(ge=1)
+
+
+class ListOptions(BaseModel):
+    frames: tuple[int, ...]
+
+    @field_validator("frames", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return tuple(int(v) for v in value.split(",")) if isinstance(value, str) else value
+
+
+class AdaptiveOptions(BaseModel):
+    confidence: float = 0.5
+    budget: int | None = None
+
+
+@pytest.fixture()
+def policies() -> Registry:
+    reg: Registry = Registry("keyframe policy", "test policies")
+    reg.register("first", lambda: ("first",))
+
+    @reg.register("every", options=EveryOptions, usage="every:K")
+    def every(options: EveryOptions, scale: int = 1) -> tuple:
+        """Every K-th frame."""
+        return ("every", options.k * scale)
+
+    reg.register("list", lambda o: ("list", o.frames), options=ListOptions)
+    reg.register("adaptive", lambda o: ("adaptive", o), options=AdaptiveOptions)
+    return reg
+
+
+def test_spec_forms_build(policies: Registry) -> None:
+    assert policies.build("first") == ("first",)
+    assert policies.build("every:10") == ("every", 10)
+    assert policies.build(" Every:3 ", scale=2) == ("every", 6)
+    assert policies.build("list:0,12,30") == ("list", (0, 12, 30))
+    opts = policies.build("adaptive:confidence=0.25,budget=none")[1]
+    assert (opts.confidence, opts.budget) == (0.25, None)
+    assert policies.build("adaptive:0.3")[1].confidence == pytest.approx(0.3)
+    assert policies.build("adaptive")[1] == AdaptiveOptions()
+
+
+def test_listing(policies: Registry) -> None:
+    assert policies.names() == ["adaptive", "every", "first", "list"]
+    assert "first" in policies and "nope" not in policies
+    assert policies.forms() == "adaptive:CONFIDENCE | every:K | first | list:FRAMES"
+    assert policies.get("every").description == "Every K-th frame."
+    assert policies.get("every").module == __name__
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("every:0", "keyframe policy 'every:0': k: Input should be greater than or equal to 1"),
+        ("every:x", "keyframe policy 'every:x': k: Input should be a valid integer"),
+        ("first:2", "keyframe policy 'first:2': 'first' takes no argument"),
+        ("sometimes", "keyframe policy 'sometimes': expected one of adaptive:CONFIDENCE | every:K"),
+        ("adaptive:drift=1", "unknown or malformed field 'drift=1'; expected key=value with keys"),
+        ("", "keyframe policy '': expected a string"),
+        ("every", "keyframe policy 'every': k: Field required (usage: every:K)"),
+    ],
+)
+def test_bad_specs_name_the_spec_and_field(policies: Registry, spec: str, expected: str) -> None:
+    with pytest.raises(SpecError) as err:
+        policies.parse(spec)
+    assert expected in str(err.value)
+    assert isinstance(err.value, UserError) and "\n" not in str(err.value)
+
+
+def test_canonical_text(policies: Registry) -> None:
+    assert str(policies.parse("every:10")) == "every:k=10"
+    assert str(policies.parse("adaptive")) == "adaptive"
+    assert str(policies.parse("adaptive:budget=3")) == "adaptive:budget=3"
+    assert str(policies.parse("list:1,2")) == "list:frames=1|2"
+    assert format_spec("first", None) == "first"
+
+
+def test_names_are_unique_across_modules(policies: Registry) -> None:
+    policies.register("first", lambda: "again")  # same module: a re-run cell, replaces
+    assert policies.build("first") == "again"
+    namespace = {"__name__": "someone_else"}
+    with pytest.raises(RegistryError, match="registered twice: by test_registry_core and by"):
+        exec("reg.register('first', lambda: 0)", namespace, {"reg": policies})
+    with pytest.raises(RegistryError, match="expected a word"):
+        policies.register("a:b", lambda: 0)
+    with pytest.raises(RegistryError, match="'zzz' is not registered; expected one of adaptive"):
+        policies.get("zzz")
+
+
+def test_builtin_modules_load_on_first_lookup(tmp_path, monkeypatch) -> None:
+    (tmp_path / "eb_lazy_mod.py").write_text(
+        "from test_registry_core import LAZY\nLAZY.register('lazy', lambda: 42)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    global LAZY
+    LAZY = Registry("thing", "lazy things", ("eb_lazy_mod",))
+    assert "eb_lazy_mod" not in sys.modules
+    assert LAZY.build("lazy") == 42
+    assert LAZY.get("lazy").module == "eb_lazy_mod"
+
+
+LAZY: Registry
