@@ -15,8 +15,8 @@ the file; ignored prediction files and folders give an :class:`EvaluationWarning
 from endobench.evaluation.dataset_mode import evaluate_dataset
 from endobench.evaluation.decode import read_mask
 from endobench.evaluation.engine import (
-    METRIC_CHOICES,
     evaluate_sources,
+    metric_choices,
     resolve_workers,
     table_to_json,
 )
@@ -26,7 +26,6 @@ from endobench.evaluation.folders import SequencePaths, discover_sequences
 from endobench.evaluation.sources import SequenceSource
 
 __all__ = [
-    "METRIC_CHOICES",
     "EvaluationError",
     "EvaluationWarning",
     "SequencePaths",
@@ -35,6 +34,7 @@ __all__ = [
     "evaluate_dataset",
     "evaluate_folders",
     "evaluate_sources",
+    "metric_choices",
     "read_mask",
     "resolve_workers",
     "table_to_json",

@@ -35,8 +35,16 @@ from endobench.metrics.sequence_scores import (
 WINDOW_PER_WORKER = 4
 #: Default thread count: the CPUs this process may use, at most this many.
 MAX_DEFAULT_WORKERS = 8
-#: ``--metrics`` tokens: the per-frame metrics of ``parse_metrics`` plus ``tc``.
-METRIC_CHOICES = ("jf", "j", "f", "t", "dice", "hd95", "tc")
+#: The ``--metrics`` token that is not a per-frame metric: flow-warped temporal consistency.
+TC_TOKEN = "tc"
+
+
+def metric_choices() -> list[str]:
+    """``--metrics`` tokens: every registered metric and its extra tokens
+    (:func:`~endobench.metrics.per_frame.metric_tokens`), then ``tc``."""
+    from endobench.metrics.per_frame import metric_tokens
+
+    return [*metric_tokens(), TC_TOKEN]
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -64,11 +72,10 @@ def scoring_options(
 
     tokens = metrics.split(",") if isinstance(metrics, str) else list(metrics or ["jf"])
     tokens = [t.strip().lower() for t in tokens if t.strip()]
-    unknown = [t for t in tokens if t not in METRIC_CHOICES]
+    choices = metric_choices()
+    unknown = [t for t in tokens if t not in choices]
     if unknown:
-        raise EvaluationError(
-            f"metrics: unknown {unknown}; expected some of {list(METRIC_CHOICES)}"
-        )
+        raise EvaluationError(f"metrics: unknown {unknown}; expected some of {choices}")
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"protocol {protocol!r}: expected one of {list(PROTOCOLS)}")
     if not (isinstance(bound_th, (int, float)) and math.isfinite(bound_th) and bound_th > 0):
@@ -78,8 +85,9 @@ def scoring_options(
         )
     if hd95_definition not in ("monai", "medpy"):
         raise EvaluationError(f"hd95 definition {hd95_definition!r}: expected monai or medpy")
-    wanted = parse_metrics([t for t in tokens if t != "tc"])
-    return ScoringOptions(protocol, wanted, bound_th, dice_empty, hd95_definition), "tc" in tokens
+    wanted = parse_metrics([t for t in tokens if t != TC_TOKEN])
+    options = ScoringOptions(protocol, wanted, bound_th, dice_empty, hd95_definition)
+    return options, TC_TOKEN in tokens
 
 
 def _score_frame(src: SequenceSource, scorer: SequenceScorer, i: int) -> FrameScores:

@@ -19,18 +19,10 @@ import pandas as pd
 from endobench.metrics._arrays import as_label_map
 from endobench.metrics.boundary import DEFAULT_BOUND_TH
 from endobench.metrics.davis import MAX_PROPOSALS, check_protocol, db_statistics
+from endobench.metrics.per_frame import metric_tokens, table_order
 from endobench.metrics.sequence_scores import ROW_COLUMNS, ScoringOptions, SequenceScorer
+from endobench.registry import METRICS
 
-#: Metric names accepted by ``metrics=`` (lower case), mapped to what they add. J and F (with
-#: precision and recall) are always computed: the protocols and the table need them.
-METRIC_TOKENS: dict[str, tuple[str, ...]] = {
-    "jf": ("J", "F"),
-    "j": ("J",),
-    "f": ("F",),
-    "dice": ("dice",),
-    "hd95": ("hd95",),
-    "t": ("T",),
-}
 #: Columns of the DAVIS table, in the toolkit's order.
 DAVIS_COLUMNS: tuple[str, ...] = (
     "J&F-Mean",
@@ -44,9 +36,11 @@ DAVIS_COLUMNS: tuple[str, ...] = (
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> frozenset[str]:
-    """Canonical metric names from ``"jf,t,dice"`` or an iterable of tokens (case-insensitive)."""
+    """Registered metric names (:data:`endobench.registry.METRICS`) from ``"jf,t,dice"`` or an
+    iterable of tokens (case-insensitive); the always-on ones (``jf``) are always included."""
     tokens = metrics.split(",") if isinstance(metrics, str) else list(metrics)
-    out: set[str] = {"J", "F"}
+    known = metric_tokens()
+    out: set[str] = {e.name for e in METRICS.entries() if e.obj.always}
     for token in tokens:
         key = str(token).strip().lower()
         if not key:
@@ -56,9 +50,9 @@ def parse_metrics(metrics: str | Iterable[str]) -> frozenset[str]:
                 "metric 'tc' needs the video frames for optical flow; use "
                 "endobench.metrics.flow_warped_consistency or `endobench eval --metrics tc`"
             )
-        if key not in METRIC_TOKENS:
-            raise ValueError(f"unknown metric {token!r}; expected some of {sorted(METRIC_TOKENS)}")
-        out.update(METRIC_TOKENS[key])
+        if key not in known:
+            raise ValueError(f"unknown metric {token!r}; expected some of {sorted(known)}")
+        out.add(known[key])
     return frozenset(out)
 
 
@@ -100,8 +94,9 @@ def evaluate_sequence(
 
     ``gt_masks``, ``pred_masks``: equally long sequences of ``H x W`` uint8 label maps (object
     ids; 255 = void in the ground truth), numpy or torch. In the semi-supervised protocol the
-    first and last predictions are not read (they may be None). ``metrics``: tokens among
-    ``jf, j, f, dice, hd95, t`` (J and F are always computed). ``bound_th``: F tolerance.
+    first and last predictions are not read (they may be None). ``metrics``: tokens of
+    :data:`endobench.registry.METRICS` (built in: ``jf, j, f, dice, hd95, t``; J and F are
+    always computed). ``bound_th``: F tolerance.
     ``dice_empty``: Dice when both masks are empty. ``hd95_definition``: ``monai`` | ``medpy``.
     Raises ValueError naming the frame for size mismatches, missing predictions and ids above
     the ground-truth object count (semi-supervised) or ``max_proposals`` (unsupervised).
@@ -133,26 +128,28 @@ evaluate_clip = evaluate_sequence
 
 
 def object_statistics(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (sequence, object) DAVIS statistics of tidy rows: J/F Mean, Recall, Decay (+ T, Dice,
-    HD95 means when those columns exist), frames in ``frame_index`` order."""
+    """Per (sequence, object) statistics of tidy rows, one column per table entry of each metric
+    present (:mod:`endobench.metrics.per_frame`): J/F Mean, Recall, Decay, then T, Dice, HD95
+    means when those columns exist; frames in ``frame_index`` order."""
+    present = [stat for m in table_order() for stat in m.statistics if stat.column in df.columns]
     records = []
     for (seq, obj), rows in df.sort_values("frame_index").groupby(
         ["sequence", "object"], sort=True
     ):
         record: dict[str, Any] = {"sequence": seq, "object": obj}
-        for key in ("J", "F"):
-            stats = db_statistics(rows[key].to_numpy(dtype=np.float64))
-            record |= {
-                f"{key}-Mean": stats["mean"],
-                f"{key}-Recall": stats["recall"],
-                f"{key}-Decay": stats["decay"],
-            }
-        if "T" in rows:
-            record["T-Mean"] = float(rows["T"].iloc[0])
-        if "dice" in rows:
-            record["Dice-Mean"] = _nanmean(rows["dice"])
-        if "hd95" in rows:
-            record["HD95-Mean"] = _nanmean(rows["hd95"])
+        for stat in present:
+            values = rows[stat.column]
+            if stat.kind == "davis":
+                stats = db_statistics(values.to_numpy(dtype=np.float64))
+                record |= {
+                    f"{stat.label}-Mean": stats["mean"],
+                    f"{stat.label}-Recall": stats["recall"],
+                    f"{stat.label}-Decay": stats["decay"],
+                }
+            elif stat.kind == "first":
+                record[f"{stat.label}-Mean"] = float(values.iloc[0])
+            else:
+                record[f"{stat.label}-Mean"] = _nanmean(values)
         records.append(record)
     return pd.DataFrame(records)
 
@@ -164,19 +161,24 @@ def _nanmean(values: Any) -> float:
 
 
 def _table_row(objects: pd.DataFrame) -> dict[str, float]:
-    """DAVIS table entries from per-object statistics: means over objects (equal weights)."""
-    row = {c: float(np.mean(objects[c])) for c in DAVIS_COLUMNS[1:]}
-    row = {"J&F-Mean": (row["J-Mean"] + row["F-Mean"]) / 2} | row
-    for extra in ("T-Mean", "Dice-Mean", "HD95-Mean"):
-        if extra in objects:
-            row[extra] = _nanmean(objects[extra])
-    return row
+    """DAVIS table entries from per-object statistics: means over objects (equal weights; DAVIS
+    statistics with ``np.mean``, the other metrics ignoring NaN)."""
+    row: dict[str, float] = {}
+    for m in table_order():
+        for stat in m.statistics:
+            for column in stat.table_columns:
+                if column in objects:
+                    values = objects[column]
+                    row[column] = (
+                        float(np.mean(values)) if stat.kind == "davis" else _nanmean(values)
+                    )
+    return {"J&F-Mean": (row["J-Mean"] + row["F-Mean"]) / 2} | row
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """DAVIS table: one row per sequence and a final ``global`` row (index), columns
     ``J&F-Mean, J-Mean, J-Recall, J-Decay, F-Mean, F-Recall, F-Decay`` (+ ``T-Mean``,
-    ``Dice-Mean``, ``HD95-Mean`` when present). Every object of every sequence weighs the same;
+    ``Dice-Mean``, ``HD95-Mean`` and any other registered metric's columns when present). Every object of every sequence weighs the same;
     ``J&F-Mean`` = (J-Mean + F-Mean) / 2."""
     objects = object_statistics(df)
     if objects.empty:

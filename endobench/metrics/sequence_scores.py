@@ -25,11 +25,11 @@ from endobench.metrics.davis import (
     object_ids,
     scored_frames,
 )
-from endobench.metrics.hausdorff import hausdorff, hd95
-from endobench.metrics.region import dice
+from endobench.metrics.per_frame import PerFrameMetric, frame_metrics
 from endobench.metrics.stability import T_SCALE, contour_descriptor, descriptor_matching_cost
 
-#: Columns every row has, in order (then ``dice``, ``hd95``, ``hausdorff``, ``T`` when asked).
+#: Columns every row has, in order (then the asked per-frame metrics' columns, by metric name,
+#: e.g. ``dice``, ``hd95``, ``hausdorff``, and ``T`` last).
 ROW_COLUMNS: tuple[str, ...] = (
     "sequence",
     "frame",
@@ -45,12 +45,13 @@ ROW_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How frames are scored: protocol, canonical metric names (``parse_metrics``), F tolerance
+    """How frames are scored: protocol, metric names (``parse_metrics``: names registered in
+    :data:`endobench.registry.METRICS`), F tolerance
     (``bound_th``: fraction of the diagonal if < 1, else pixels), Dice of two empty masks, HD95
     definition (``monai`` | ``medpy``) and the unsupervised protocol's proposal limit."""
 
     protocol: str = "semi-supervised"
-    wanted: frozenset[str] = frozenset({"J", "F"})
+    wanted: frozenset[str] = frozenset({"jf"})
     bound_th: float = DEFAULT_BOUND_TH
     dice_empty: float = 1.0
     hd95_definition: str = "monai"
@@ -74,13 +75,19 @@ class FrameScores:
     descriptors: dict[int, np.ndarray | None] | None = None
 
 
-def _extra_scores(g: np.ndarray, p: np.ndarray, opts: ScoringOptions) -> dict[str, float]:
+def _extra_scores(
+    g: np.ndarray, p: np.ndarray, metrics: list[PerFrameMetric], opts: ScoringOptions
+) -> dict[str, float]:
+    """The row columns of the asked per-frame metrics for one object (``g``, ``p``: bool)."""
     out: dict[str, float] = {}
-    if "dice" in opts.wanted:
-        out["dice"] = dice(g, p, empty=opts.dice_empty)
-    if "hd95" in opts.wanted:
-        out["hd95"] = hd95(g, p, definition=opts.hd95_definition)  # type: ignore[arg-type]
-        out["hausdorff"] = hausdorff(g, p)
+    for m in metrics:
+        assert m.score is not None
+        values = m.score(g, p, opts)
+        if len(values) != len(m.columns):
+            raise ValueError(
+                f"metric with columns {m.columns}: its score returned {len(values)} value(s)"
+            )
+        out |= dict(zip(m.columns, values, strict=True))
     return out
 
 
@@ -106,7 +113,8 @@ class SequenceScorer:
         self.n_frames = n_frames
         self.objects = object_ids(first_gt)
         self.frames = scored_frames(n_frames, options.protocol)
-        self._want_t = "T" in options.wanted
+        self._want_t = "t" in options.wanted
+        self._extras = frame_metrics(options.wanted)
         self._rows: list[dict[str, Any]] = []
         self._frame_scores: list[FrameScores] = []
         self._n_pred = 0
@@ -149,7 +157,7 @@ class SequenceScorer:
             j, precision, recall, f = jaccard_and_boundary(g, p, None, opts.bound_th)
             row = {"sequence": self.sequence, "frame": name, "frame_index": index, "object": k}
             row |= {"pred_object": k, "J": j, "F": f, "precision": precision, "recall": recall}
-            rows.append(row | _extra_scores(g, p, opts))
+            rows.append(row | _extra_scores(g, p, self._extras, opts))
         return FrameScores(index, name, rows=rows)
 
     def _unsupervised(self, index: int, gt: np.ndarray, pred: np.ndarray, name: str) -> FrameScores:
@@ -166,7 +174,7 @@ class SequenceScorer:
         empty = np.zeros((len(objects), 4))
         scores = {j: np.zeros((len(objects), 4)) for j in present}
         extras: dict[tuple[int, int], dict[str, float]] = {}
-        want_extras = bool(opts.wanted & {"dice", "hd95"})
+        want_extras = bool(self._extras)
         masks = {j: pred == j for j in present}
         for c, k in enumerate(objects):
             g = gt == k
@@ -174,9 +182,9 @@ class SequenceScorer:
             for j in present:
                 scores[j][c] = jaccard_and_boundary(g, masks[j], void, opts.bound_th)
             if want_extras:
-                extras[(0, c)] = _extra_scores(g, np.zeros(gt.shape, bool), opts)
+                extras[(0, c)] = _extra_scores(g, np.zeros(gt.shape, bool), self._extras, opts)
                 for j in present:
-                    extras[(j, c)] = _extra_scores(g, masks[j], opts)
+                    extras[(j, c)] = _extra_scores(g, masks[j], self._extras, opts)
         return FrameScores(index, name, present=present, scores=scores, empty=empty, extras=extras)
 
     # ---- accumulation ----------------------------------------------------------------------
