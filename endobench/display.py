@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from endobench.report import SEGMENTATION_METRICS, TRACKING_METRICS
+from endobench.report.columns import headline_columns
 
 DECIMALS = 3
 _LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
@@ -56,9 +56,6 @@ def _short(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-HEADLINE_METRICS = (*TRACKING_METRICS, *SEGMENTATION_METRICS)
-
-
 def results_view(
     results: pd.DataFrame, settings: Sequence[str], decimals: int = DECIMALS
 ) -> pd.DataFrame:
@@ -68,7 +65,7 @@ def results_view(
     ``decimals``; metrics missing from every run are left out. The full frame is ``results``.
     """
     varying = [s for s in settings if s in results and results[s].astype(str).nunique() > 1]
-    metrics = [m for m in HEADLINE_METRICS if m.key in results and results[m.key].notna().any()]
+    metrics = [m for m in headline_columns() if m.key in results and results[m.key].notna().any()]
     view = results[["run_id", "status", *varying, *(m.key for m in metrics)]].copy()
     for m in metrics:
         view[m.key] = pd.to_numeric(view[m.key], errors="coerce").round(decimals)

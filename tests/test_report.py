@@ -25,7 +25,7 @@ from PIL import Image
 from endobench.ablate import load_results
 from endobench.ablate.run_files import write_run_outputs, write_status
 from endobench.cli import main
-from endobench.report import latex_escape
+from endobench.report.tables import latex_escape
 
 JF = {("A", "first"): [0.5, 0.6, 0.7], ("A", "every"): [0.7, 0.8, 0.9],
       ("B", "first"): [0.4, 0.4, 0.7], ("B", "every"): [0.8, 0.85, 0.9]}  # fmt: skip
@@ -204,7 +204,7 @@ def test_html_report_is_self_contained_and_sortable(grid_dir: Path) -> None:
 
 
 def test_embed_leaves_external_missing_and_outside_links(tmp_path: Path) -> None:
-    from endobench.report_html import embed_local_files
+    from endobench.report.html import embed_local_files
 
     (tmp_path / "a.txt").write_text("hi")
     body = (

@@ -66,6 +66,16 @@ def _error_line(run_dir: Path) -> str | None:
     return lines[-1] if lines else None
 
 
+def stage_dir(
+    grid_dir: str | Path, plan: dict[str, Any], run: dict[str, Any], stage: dict[str, Any]
+) -> Path:
+    """The folder of ``stage``'s outputs for ``run``: the run folder for the last stage, else the
+    stage's shared folder (``<grid>/<stage dir>/<stage id>``)."""
+    if stage["name"] == plan["stages"][-1]["name"]:
+        return Path(grid_dir) / RUNS_DIR / run["run_id"]
+    return Path(grid_dir) / stage["dir"] / run["stage_ids"][stage["name"]]
+
+
 def _run_row(grid_dir: Path, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     stages = plan["stages"]
     row: dict[str, Any] = {"run_id": run["run_id"]}
@@ -78,20 +88,18 @@ def _run_row(grid_dir: Path, plan: dict[str, Any], run: dict[str, Any]) -> dict[
         }
     )
     row.update({f"{s['name']}_id": run["stage_ids"][s["name"]] for s in stages})
-    last = stages[-1]["name"]
     metrics: dict[str, Any] = {}
     origin: dict[str, str] = {}  # metric -> stage that reported it
     seconds = 0.0
     info: dict[str, Any] = {}
     for stage in stages:
-        sid = run["stage_ids"][stage["name"]]
-        stage_dir = run_dir if stage["name"] == last else grid_dir / stage["dir"] / sid
-        for key, value in _flatten(_read_json(stage_dir / rf.SUMMARY_FILE)).items():
+        folder = stage_dir(grid_dir, plan, run, stage)
+        for key, value in _flatten(_read_json(folder / rf.SUMMARY_FILE)).items():
             if key in metrics:  # the later stage's value wins; keep the earlier one prefixed
                 metrics[f"{origin[key]}.{key}"] = metrics[key]
             metrics[key] = value
             origin[key] = stage["name"]
-        stage_info = _read_json(stage_dir / rf.RUN_INFO_FILE)
+        stage_info = _read_json(folder / rf.RUN_INFO_FILE)
         seconds += float(stage_info.get("seconds", 0.0))
         info = stage_info or info
     row.update(metrics)

@@ -12,7 +12,7 @@ evaluation (:mod:`endobench.evaluation`) drives the same two calls from decoded 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -233,7 +233,8 @@ class SequenceScorer:
         if n_gt == 0 or n_frames == 0:
             return []
         n_rows = max(n_pred, n_gt)
-        table = np.repeat(np.stack([f.empty for f in frames])[None], n_rows, axis=0)
+        empties = cast("list[np.ndarray]", [f.empty for f in frames])  # set on every one here
+        table = np.repeat(np.stack(empties)[None], n_rows, axis=0)
         for t, frame in enumerate(frames):
             for j, values in frame.scores.items():
                 table[j - 1, t] = values
@@ -244,7 +245,7 @@ class SequenceScorer:
             pred_id = int(r) + 1 if r < n_pred else 0  # 0: padding, no prediction left
             for t, frame in enumerate(frames):
                 j, precision, recall, f = table[r, t, c]
-                row = {"sequence": self.sequence, "frame": frame.name}
+                row: dict[str, Any] = {"sequence": self.sequence, "frame": frame.name}
                 row |= {"frame_index": frame.index, "object": objects[c], "pred_object": pred_id}
                 row |= {"J": j, "F": f, "precision": precision, "recall": recall}
                 if frame.extras:

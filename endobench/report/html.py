@@ -64,7 +64,7 @@ document.querySelectorAll("table").forEach(function (table) {
 
 def markdown_to_html(text: str) -> str:
     """HTML body of GitHub-style Markdown (tables included)."""
-    return mistune.create_markdown(plugins=["table", "strikethrough"])(text)
+    return str(mistune.create_markdown(plugins=["table", "strikethrough"])(text))
 
 
 def data_uri(path: Path) -> str:
