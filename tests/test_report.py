@@ -89,8 +89,8 @@ def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "axes": {"backbone": ["A", "B"], "policy": ["first", "every"], "seed": [0, 1, 2, 3]},
         "fixed": {},
         "stages": [
-            {"name": "train", "notebook": "02.ipynb", "dir": "checkpoints", "params": ["backbone", "seed"]},
-            {"name": "track", "notebook": "03.ipynb", "dir": "runs", "params": ["policy"]},
+            {"name": "train", "notebook": "02_train_segmentation.ipynb", "dir": "checkpoints", "params": ["backbone", "seed"]},
+            {"name": "track", "notebook": "03_propagate_track.ipynb", "dir": "runs", "params": ["policy"]},
         ],
         "runs": runs,
     })  # fmt: skip
@@ -287,9 +287,9 @@ def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "axes": {"backbone": ["A", "B"], "augmentation": ["endoscopic"], "policy": ["first", "every"]},
         "fixed": {"keyframe_source": "model"},
         "stages": [
-            {"name": "train", "notebook": "02.ipynb", "dir": "checkpoints",
+            {"name": "train", "notebook": "02_train_segmentation.ipynb", "dir": "checkpoints",
              "params": ["backbone", "augmentation"]},
-            {"name": "track", "notebook": "03.ipynb", "dir": "runs",
+            {"name": "track", "notebook": "03_propagate_track.ipynb", "dir": "runs",
              "params": ["policy", "keyframe_source"]},
         ],
         "runs": runs,
