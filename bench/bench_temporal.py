@@ -25,7 +25,7 @@ import numpy as np
 from endobench.data.label_png import read_label_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
 REFERENCE_T_PAIR_S = 0.41
 DATA = (

@@ -28,15 +28,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from endobench.ablate.plan import RUNS_DIR  # noqa: E402
-from endobench.ablate.run_files import QUALITATIVE_IMAGE  # noqa: E402
-from endobench.ablate.store import load_plan, load_results  # noqa: E402
-from endobench.io_utils import atomic_write_bytes, atomic_write_text  # noqa: E402
-from endobench.report_html import write_html_report  # noqa: E402
+from endobench.ablate.plan import RUNS_DIR
+from endobench.ablate.run_files import QUALITATIVE_IMAGE
+from endobench.ablate.store import load_plan, load_results
+from endobench.io_utils import atomic_write_bytes, atomic_write_text
+from endobench.report_html import write_html_report
 
 SEED_AXIS = "seed"
 
