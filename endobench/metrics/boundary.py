@@ -214,11 +214,13 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
     g8, p8 = g.view(np.uint8), p.view(np.uint8)
     # union_box (region.py) is called from here, not from a kernel of this module: numba's
     # disk cache would not notice when region.py changes under a caller compiled here.
-    box = union_box(g8, p8)
-    if box[1] == 0:
+    y0, y1, x0, x1 = union_box(g8, p8)
+    if y1 == 0:
         return 0, 0, 0, 0, 0, 0
-    counts = _box_counts(g8, p8, *box, _disk_half_widths(radius))
-    return tuple(int(c) for c in counts)  # type: ignore[return-value]
+    inter, union, n_pred, pred_matched, n_gt, gt_matched = _box_counts(
+        g8, p8, y0, y1, x0, x1, _disk_half_widths(radius)
+    )
+    return int(inter), int(union), int(n_pred), int(pred_matched), int(n_gt), int(gt_matched)
 
 
 def _prf(n_pred: int, pred_matched: int, n_gt: int, gt_matched: int) -> tuple[float, float, float]:

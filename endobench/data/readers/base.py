@@ -41,6 +41,14 @@ class FrameRef:
             return None
         return self.mask[0] if isinstance(self.mask, tuple) else self.mask
 
+    @property
+    def annotation_file(self) -> Path:
+        """The (first) annotation file of an annotated frame, the one ``read_mask`` decodes."""
+        path = self.mask_path
+        if path is None:
+            raise ValueError(f"{self.image}: frame has no annotation to read")
+        return path
+
 
 @dataclass
 class ClipSpec:
