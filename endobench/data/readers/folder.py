@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from endobench.data.dataset import DatasetKind
 from endobench.data.errors import DataError, Problem
 from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOptions, ScanResult
 from endobench.data.readers.base import require_dir as _require_dir
@@ -44,7 +45,7 @@ class FolderReader(Reader):
     default_classes = {1: "object"}
 
     @property
-    def kind(self) -> str:  # type: ignore[override]  # the base's ClassVar; here set by the options
+    def kind(self) -> DatasetKind:  # type: ignore[override]  # a ClassVar elsewhere; here an option
         return self.options.kind
 
     def scan(self) -> ScanResult:
