@@ -28,16 +28,16 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.ablate import load_grid, load_results, plan_sweep, run_id, run_sweep  # noqa: E402
-from endobench.ablate.run_files import write_run_outputs, write_status  # noqa: E402
-from endobench.report import write_report  # noqa: E402
+from endobench.ablate import load_grid, load_results, plan_sweep, run_id, run_sweep
+from endobench.ablate.run_files import write_run_outputs, write_status
+from endobench.report import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _median_time(fn, repeats: int) -> float:  # noqa: ANN001
+def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

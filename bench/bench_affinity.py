@@ -33,17 +33,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.metrics import jaccard_and_boundary  # noqa: E402
-from endobench.models import build_backbone  # noqa: E402
-from endobench.propagation.affinity import (  # noqa: E402
+from endobench.metrics import jaccard_and_boundary
+from endobench.models import build_backbone
+from endobench.propagation.affinity import (
     AffinityConfig,
     AffinityPropagator,
     FeatureExtractor,
 )
-from endobench.propagation.affinity_core import l2_normalize, minmax_per_channel  # noqa: E402
-from endobench.propagation.base import one_hot  # noqa: E402
+from endobench.propagation.affinity_core import l2_normalize, minmax_per_channel
+from endobench.propagation.base import one_hot
 
 SAMPLES = Path(
     os.environ.get("ENDOBENCH_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "data")

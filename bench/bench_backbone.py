@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.models import SegNet, build_backbone, build_head  # noqa: E402
+from endobench.models import SegNet, build_backbone, build_head
 
 
 def _rss_mib() -> float:

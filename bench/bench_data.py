@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.data import load_registry  # noqa: E402
+from endobench.data import load_registry
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("davis2017", "kvasir-seg", "bagls", "cholecinstanceseg")

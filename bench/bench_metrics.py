@@ -44,10 +44,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.data.label_png import read_label_png  # noqa: E402
-from endobench.metrics import jaccard_and_boundary  # noqa: E402
+from endobench.data.label_png import read_label_png
+from endobench.metrics import jaccard_and_boundary
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("ENDOBENCH_SAMPLES", REPO.parent / "shared" / "data")).resolve()

@@ -32,11 +32,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.data import Clip, open_dataset  # noqa: E402
-from endobench.metrics import evaluate_sequence, summarize  # noqa: E402
-from endobench.propagation import (  # noqa: E402
+from endobench.data import Clip, open_dataset
+from endobench.metrics import evaluate_sequence, summarize
+from endobench.propagation import (
     build_keyframe_policy,
     build_propagator,
     track,

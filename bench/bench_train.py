@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
-from endobench.train import EpochRunner, TrainConfig, build_model, load_data, param_groups  # noqa: E402
+from endobench.train import EpochRunner, TrainConfig, build_model, load_data, param_groups
 
 
 def _peak_mib(cuda: bool) -> float:

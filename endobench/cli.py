@@ -41,7 +41,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``endobench`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    if argv == ["--version"]:
+        only = "--version"  # no sub-command registered: importing them all would load torch
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     if args.version:
         from endobench import __version__
@@ -76,7 +79,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         # The reader of our stdout went away (`endobench datasets list | head`): not an error.
-        sys.stdout = None  # type: ignore[assignment]  # no flush of the dead pipe at exit
+        sys.stdout = None  # no flush of the dead pipe at exit
         return 141
     except Exception:
         traceback.print_exc()

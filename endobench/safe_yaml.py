@@ -76,7 +76,7 @@ def _one_line(err: yaml.YAMLError) -> str:
 def load_yaml_text(text: str, source: str | Path = "<string>") -> Any:
     """Parse YAML ``text``; :class:`YamlError` ``"<source>: not valid YAML: line L, ..."``."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         raise YamlError(f"{source}: not valid YAML: {_one_line(err)}") from None
 

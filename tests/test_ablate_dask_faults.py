@@ -46,7 +46,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -59,7 +59,7 @@ def log_lines(log: Path) -> list[list[str]]:
 
 
 @pytest.fixture()
-def cluster(tmp_path: Path):  # noqa: ANN201
+def cluster(tmp_path: Path):
     """A scheduler and two single-threaded workers without nannies: (address, workers)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"

@@ -104,7 +104,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     calls = []
     real = runner.execute_stage
 
-    def interrupting(task, options):  # noqa: ANN001, ANN202
+    def interrupting(task, options):
         calls.append(task.key)
         if len(calls) == 4:  # the 4th notebook is "running" when Ctrl-C arrives
             task.out_dir.mkdir(parents=True, exist_ok=True)

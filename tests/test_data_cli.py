@@ -60,14 +60,16 @@ def test_check_reports_every_problem_and_exits_1(registry_file, tmp_path, capsys
     assert "masks/2.png: mask size 2x2 (WxH) differs from image 2.png size 6x5" in out
 
 
-def test_check_missing_root_and_unknown_name(registry_file, capsys):
-    assert main(["datasets", "check", "missing", "--datasets", str(registry_file)]) == 1
-    assert "nowhere: dataset root folder not found" in capsys.readouterr().err
-    assert main(["datasets", "check", "nope", "--datasets", str(registry_file)]) == 1
-    assert (
-        "no dataset named 'nope'; known: pairs, bagls, missing, synthetic"
-        in capsys.readouterr().err
-    )
+def test_check_missing_root_and_unknown_name_exit_2_like_every_command(registry_file, capsys):
+    # A user's mistake: one line and exit 2 (cli.run_command); exit 1 means problems were found.
+    assert main(["datasets", "check", "missing", "--datasets", str(registry_file)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("endobench datasets: error: ")
+    assert "nowhere: dataset root folder not found" in line
+    assert main(["datasets", "check", "nope", "--datasets", str(registry_file)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("endobench datasets: error: ")
+    assert "no dataset named 'nope'; known: pairs, bagls, missing, synthetic" in line
 
 
 def test_preview_writes_a_contact_sheet(registry_file, tmp_path, capsys):

@@ -10,6 +10,7 @@ import pytest
 
 from endobench.data.label_png import read_label_png
 from endobench.metrics import stability as st
+from endobench.metrics.stability import contours, descriptors, matching
 from endobench.metrics.temporal_consistency import (
     flicker_rate,
     flow_warped_consistency,
@@ -57,16 +58,16 @@ def test_t_blackswan_all_pairs_match_reference(blackswan) -> None:
 
 def _naive_matching_cost(h1: np.ndarray, h2: np.ndarray) -> float:
     """The matching cost with dynamic-programming paths only (ties: diagonal, up, left)."""
-    cost = st.chi2_cost_matrix(h1, h2)
-    path, _ = st._backtrack(st.path_distances(cost))
+    cost = descriptors.chi2_cost_matrix(h1, h2)
+    path, _ = matching._backtrack(matching.path_distances(cost))
     on_path = path[:-1]
     best = int(np.argmin(cost[on_path[:, 0], on_path[:, 1]]))
     mi, mj = on_path[best]
     rolled = np.ascontiguousarray(np.roll(np.roll(cost, -(mj + 1), axis=1), -(mi + 1), axis=0))
-    path, _ = st._backtrack(st.path_distances(rolled))
+    path, _ = matching._backtrack(matching.path_distances(rolled))
     path[:, 0] = (path[:, 0] + mi + 1) % cost.shape[0]
     path[:, 1] = (path[:, 1] + mj + 1) % cost.shape[1]
-    pairs = st.one_to_one_pairs(path, cost)
+    pairs = matching.one_to_one_pairs(path, cost)
     return st.T_SCALE * float(np.average(cost[pairs[:, 0], pairs[:, 1]]))
 
 
@@ -74,10 +75,10 @@ def test_t_blackswan_tied_pair_needs_boost_order(blackswan) -> None:
     """Pair 22 (frames 23/24) has equal-cost paths: only Boost's settling order gives its value."""
     masks, expected, _ = blackswan
     h1, h2 = st.contour_descriptor(masks[23]), st.contour_descriptor(masks[24])
-    cost = st.chi2_cost_matrix(h1, h2)
-    _, mi, mj = st.min_cost_path(cost)
+    cost = descriptors.chi2_cost_matrix(h1, h2)
+    _, mi, mj = matching.min_cost_path(cost)
     rolled = np.ascontiguousarray(np.roll(np.roll(cost, -(mj + 1), axis=1), -(mi + 1), axis=0))
-    assert st._backtrack(st.path_distances(rolled))[1]  # the tie is detected
+    assert matching._backtrack(matching.path_distances(rolled))[1]  # the tie is detected
     assert abs(st.T_SCALE * st.descriptor_matching_cost(h1, h2) - expected[22]) < 1e-9
     assert abs(_naive_matching_cost(h1, h2) - expected[22]) > 1e-9  # the tie really matters
 
@@ -134,13 +135,13 @@ def test_boost_dijkstra_replays_heap_order_on_tied_grids() -> None:
     differs = 0
     for _ in range(200):
         cost = rng.integers(0, 3, rng.integers(1, 13, 2)).astype(float)  # many equal-cost paths
-        path = st.boost_dijkstra_path(cost)
+        path = matching.boost_dijkstra_path(cost)
         assert path.tolist() == [list(p) for p in _boost_dijkstra_oracle(cost)]
         assert path[0].tolist() == [cost.shape[0] - 1, cost.shape[1] - 1] and not path[-1].any()
-        dp_path, _ = st._backtrack(st.path_distances(cost))
+        dp_path, _ = matching._backtrack(matching.path_distances(cost))
         differs += path.shape != dp_path.shape or (path != dp_path).any()
         # whichever path is returned, its cost is the minimum
-        assert cost[path[:-1, 0], path[:-1, 1]].sum() == st.path_distances(cost)[-1, -1]
+        assert cost[path[:-1, 0], path[:-1, 1]].sum() == matching.path_distances(cost)[-1, -1]
     assert differs > 10  # the grids do exercise tie-breaking
 
 
@@ -148,10 +149,10 @@ def test_min_cost_path_without_ties_equals_boost_path() -> None:
     rng = np.random.default_rng(1)
     for _ in range(20):
         cost = rng.random(rng.integers(2, 40, 2))
-        dp_path, tied = st._backtrack(st.path_distances(cost))
+        dp_path, tied = matching._backtrack(matching.path_distances(cost))
         assert not tied
-        path, mi, mj = st.min_cost_path(cost)
-        np.testing.assert_array_equal(path, st.boost_dijkstra_path(cost))
+        path, mi, mj = matching.min_cost_path(cost)
+        np.testing.assert_array_equal(path, matching.boost_dijkstra_path(cost))
         np.testing.assert_array_equal(path, dp_path)
         values = cost[path[:-1, 0], path[:-1, 1]]
         assert cost[mi, mj] == values.min()
@@ -170,32 +171,32 @@ def test_t_identical_masks_is_zero_and_no_contour_is_nan() -> None:
 def test_trace_single_pixel_and_orientation() -> None:
     mask = np.zeros((4, 5), dtype=bool)
     mask[1, 2] = True
-    (contour,) = st.trace_contours(mask)
+    (contour,) = contours.trace_contours(mask)
     assert not contour.is_hole
     assert contour.corners.tolist() == [[2, 4], [4, 4], [4, 6], [2, 6], [2, 4]]
     # A 3x3 ring: outer boundary plus a hole.
     ring = np.zeros((6, 6), dtype=bool)
     ring[1:4, 1:4] = True
     ring[2, 2] = False
-    holes = sorted(c.is_hole for c in st.trace_contours(ring))
+    holes = sorted(c.is_hole for c in contours.trace_contours(ring))
     assert holes == [False, True]
-    polys = st.mask_to_polygons(ring)
+    polys = contours.mask_to_polygons(ring)
     assert [p.tolist() for p in polys] == [[[1, 1], [4, 1], [4, 4], [1, 4], [1, 1]]]
 
 
 def test_simplify_and_upsample() -> None:
     line = np.array([[0, 0], [2, 0], [4, 0], [6, 0], [6, 2]], dtype=float)
-    np.testing.assert_array_equal(st.simplify_polyline(line, 0.1), [[0, 0], [6, 0], [6, 2]])
-    up = st.upsample_contour(np.array([[0, 0], [7, 0]]))
+    np.testing.assert_array_equal(contours.simplify_polyline(line, 0.1), [[0, 0], [6, 0], [6, 2]])
+    up = contours.upsample_contour(np.array([[0, 0], [7, 0]]))
     np.testing.assert_allclose(up, [[0, 0], [7 / 3, 0], [14 / 3, 0], [7, 0]], rtol=1e-6)
     assert up.dtype == np.float32
 
 
 def test_shape_context_and_cost() -> None:
     pts = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    hist = st.shape_context(pts)
+    hist = descriptors.shape_context(pts)
     assert hist.shape == (3, 60) and hist.sum(axis=1).tolist() == [3, 3, 3]
-    cost = st.chi2_cost_matrix(hist, hist)
+    cost = descriptors.chi2_cost_matrix(hist, hist)
     assert np.allclose(np.diag(cost), 0.0) and (cost >= 0).all()
 
 

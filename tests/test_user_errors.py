@@ -1,4 +1,4 @@
-"""Every user mistake of train / ablate / report / synth: exit 2, one line, no traceback, no debris.
+"""Every user mistake of train / ablate / report / synth / datasets: exit 2, one line, no traceback, no debris.
 
 One row per case: the command line (``{tmp}`` is the test's folder), the files to write first,
 and text the one line must contain. Each case also checks that nothing half-written is left:
@@ -185,6 +185,27 @@ CASES = {
         ["synth", "--out", "{tmp}/f", "--frames", "2"],
         {"f": "a file"},
         "--out {tmp}/f: {tmp}/f is a file, expected a folder",
+    ),
+    # datasets
+    "datasets list registry not YAML": (
+        ["datasets", "list", "--datasets", "{tmp}/r.yaml"],
+        {"r.yaml": "datasets: [a\n"},
+        "r.yaml: not valid YAML: line 2, column 1",
+    ),
+    "datasets check unknown name": (
+        ["datasets", "check", "nope", "--datasets", "{tmp}/r.yaml"],
+        {"r.yaml": "datasets:\n  a: {format: synthetic}\n"},
+        "no dataset named 'nope'; known: a",
+    ),
+    "datasets preview count zero": (
+        ["datasets", "preview", "a", "--out", "{tmp}/s.png", "--count", "0"],
+        {},
+        "--count 0: expected an integer >= 1",
+    ),
+    "datasets preview columns zero": (
+        ["datasets", "preview", "a", "--out", "{tmp}/s.png", "--columns", "0"],
+        {},
+        "--columns 0: expected an integer >= 1",
     ),
 }
 

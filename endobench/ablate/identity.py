@@ -145,8 +145,8 @@ class IdentityResolver:
             sha = self.file_sha256(path) if path.is_file() else "missing"
             return {"file": str(path.resolve()), "sha256": sha}
         if params.get(PRETRAINED_PARAM) is True and params.get(BACKBONE_PARAM):
-            hub_id, sha = self._hub_weights(params)
-            return {"backbone": str(params[BACKBONE_PARAM]), "hub": hub_id, "sha256": sha}
+            hub_id, hub_sha = self._hub_weights(params)
+            return {"backbone": str(params[BACKBONE_PARAM]), "hub": hub_id, "sha256": hub_sha}
         return None
 
     def _hub_weights(self, params: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -159,8 +159,11 @@ class IdentityResolver:
             from endobench.models.weights import HUB_FILENAMES
 
             spec = BACKBONES[str(params[BACKBONE_PARAM])]
-            hub_id = timm.models.get_pretrained_cfg(spec.timm_name).hf_hub_id
+            cfg = timm.models.get_pretrained_cfg(spec.timm_name)
         except (KeyError, AttributeError, ImportError, RuntimeError):
+            return None, None
+        hub_id = cfg.hf_hub_id if cfg is not None else None
+        if hub_id is None:
             return None, None
         for filename in HUB_FILENAMES:
             cached = try_to_load_from_cache(hub_id, filename)

@@ -1,15 +1,20 @@
-"""`endobench datasets list | check NAME | preview NAME --out sheet.png`."""
+"""`endobench datasets list | check NAME | preview NAME --out sheet.png`.
+
+A user's mistake (unknown dataset, bad registry, missing root, bad option) raises
+:class:`~endobench.errors.UserError`, which the CLI prints as one line with exit code 2 like every
+command; ``check`` exits 1 when it read the dataset and found problems in its files.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from endobench.data import DataError, Dataset, Problem, Registry, RegistryError, load_registry
+from endobench.errors import UserError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,17 +53,9 @@ def _registry(args: argparse.Namespace) -> Registry:
     return load_registry(args.datasets)
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def run_list(args: argparse.Namespace) -> int:
     """Print one line per dataset: name, format, root (and whether it exists), description."""
-    try:
-        registry = _registry(args)
-    except RegistryError as exc:
-        return _fail(str(exc))
+    registry = _registry(args)
     print(f"registry: {registry.source}")
     rows = []
     for name in registry.names():
@@ -84,17 +81,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Read every frame and mask of a dataset, print counts and every problem."""
-    try:
-        registry = _registry(args)
-        with warnings.catch_warnings():
-            # The problems are printed below; the one-line skip warning would repeat them.
-            warnings.simplefilter("ignore")
-            dataset = registry.open(args.name, split=args.split, on_error="skip", progress=True)
-            clips = dataset.clips()
-            if dataset.format == "synthetic":
-                _read_everything(dataset)
-    except (RegistryError, DataError) as exc:
-        return _fail(str(exc))
+    registry = _registry(args)
+    with warnings.catch_warnings():
+        # The problems are printed below; the one-line skip warning would repeat them.
+        warnings.simplefilter("ignore")
+        dataset = registry.open(args.name, split=args.split, on_error="skip", progress=True)
+        clips = dataset.clips()
+        if dataset.format == "synthetic":
+            _read_everything(dataset)
     frames = sum(len(c) for c in clips)
     masks = sum(len(c.annotated) for c in clips)
     print(f"dataset {dataset.name!r} ({dataset.format}, {dataset.kind}) from {registry.source}")
@@ -130,19 +124,17 @@ def run_preview(args: argparse.Namespace) -> int:
     """Save a contact sheet of evenly spread annotated frames with their masks overlaid."""
     from endobench.viz import contact_sheet, overlay_mask, save_image
 
-    if args.count < 1:
-        return _fail("--count must be at least 1")
-    try:
-        dataset = _registry(args).open(args.name, split=args.split)
-        picks = _spread_picks(dataset, args.count)
-        tiles, captions = [], []
-        for clip, i in tqdm(picks, desc="preview", unit="frame", disable=None):
-            tiles.append(overlay_mask(clip.frame(i), clip.mask(i)))
-            captions.append(f"{clip.name}/{clip.frame_names[i]}")
-    except (RegistryError, DataError) as exc:
-        return _fail(str(exc))
+    for option, value in (("--count", args.count), ("--columns", args.columns)):
+        if value < 1:
+            raise UserError(f"{option} {value}: expected an integer >= 1")
+    dataset = _registry(args).open(args.name, split=args.split)
+    picks = _spread_picks(dataset, args.count)
+    tiles, captions = [], []
+    for clip, i in tqdm(picks, desc="preview", unit="frame", disable=None):
+        tiles.append(overlay_mask(clip.frame(i), clip.mask(i)))
+        captions.append(f"{clip.name}/{clip.frame_names[i]}")
     if not tiles:
-        return _fail(f"dataset {args.name!r} has no frames to preview")
+        raise UserError(f"dataset {args.name!r} has no frames to preview")
     sheet = contact_sheet(tiles, captions, columns=args.columns)
     save_image(args.out, sheet)
     print(f"wrote {args.out} ({len(tiles)} frames of {dataset.name!r})")

@@ -89,7 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         help="Dice when both masks are empty (default 1.0; 'nan' for MONAI's)",
     )
-    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
+    parser.error = _one_line_error(parser)
     parser.set_defaults(func=run)
 
 

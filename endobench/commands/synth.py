@@ -6,17 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 from pydantic import ValidationError
-from tqdm import tqdm
 
-from endobench.data.label_png import write_palette_png
+from endobench.data.davis_layout import write_davis_clip
 from endobench.data.synthetic import SyntheticConfig, generate_clip
 from endobench.errors import UserError, validation_message
-from endobench.io_utils import atomic_write_bytes
-
-DAVIS_RESOLUTION = "480p"  # the DAVIS folder name, kept whatever the frame size
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,15 +40,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
-    """Write an RGB frame as JPEG atomically (temp file, then rename)."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise OSError(f"{path}: could not encode JPEG")
-    atomic_write_bytes(path, encoded.tobytes(), fsync=False)
-
-
 def run(args: argparse.Namespace) -> int:
     """Render the clip and write it; exit code 0 on success, 2 on invalid options."""
     try:
@@ -79,15 +64,6 @@ def run(args: argparse.Namespace) -> int:
     if not existing.is_dir():
         raise UserError(f"--out {args.out}: {existing} is a file, expected a folder")
     clip = generate_clip(config, args.seed, name=args.name)
-    image_dir = args.out / "JPEGImages" / DAVIS_RESOLUTION / clip.name
-    mask_dir = args.out / "Annotations" / DAVIS_RESOLUTION / clip.name
-    image_dir.mkdir(parents=True, exist_ok=True)
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(len(clip)), desc=f"synth {clip.name}", unit="frame"):
-        stem = clip.frame_names[i]
-        _write_jpeg(image_dir / f"{stem}.jpg", clip.frame(i), args.quality)
-        mask = clip.mask(i)
-        assert mask is not None  # every synthetic frame is annotated
-        write_palette_png(mask_dir / f"{stem}.png", mask)
+    write_davis_clip(clip, args.out, quality=args.quality, progress=True)
     print(f"wrote {len(clip)} frames of {clip.name!r} to {args.out} (classes {clip.classes})")
     return 0

@@ -1,7 +1,9 @@
-"""Data: Clip / ImageSample, the datasets.yaml registry, readers per layout, synthetic video."""
+"""Data: Clip / ImageSample, the datasets.yaml registry, readers per layout, synthetic video,
+writing the DAVIS layout."""
 
 from endobench.data.clip import VOID_ID, Clip, ImageSample
 from endobench.data.dataset import Dataset
+from endobench.data.davis_layout import DavisClipFolders, write_davis_clip
 from endobench.data.errors import DataError, Problem
 from endobench.data.label_png import davis_palette, read_label_png, write_palette_png
 from endobench.data.registry import (
@@ -19,6 +21,7 @@ __all__ = [
     "Clip",
     "DataError",
     "Dataset",
+    "DavisClipFolders",
     "DatasetEntry",
     "ImageSample",
     "Problem",
@@ -31,5 +34,6 @@ __all__ = [
     "load_registry",
     "open_dataset",
     "read_label_png",
+    "write_davis_clip",
     "write_palette_png",
 ]

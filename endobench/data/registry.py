@@ -293,7 +293,7 @@ class Registry:
             )  # fmt: skip
 
         dataset = Dataset(
-            name, reader.kind, classes, make_clips, format=entry.format,  # type: ignore[arg-type]
+            name, reader.kind, classes, make_clips, format=entry.format,
             root=str(root), meta={"registry": self.source, "split": split},
         )  # fmt: skip
         dataset.problems = problems

@@ -225,7 +225,8 @@ def plan_scene(
             @ similarity(0.0, 0.0, np.deg2rad(motion.rotation_deg), 1.0 / motion.zoom)
             @ translation(-fc[0], -fc[1])
         )
-        camera[0] = similarity(*(anchor + start_offset), theta0, 1.0) @ translation(-fc[0], -fc[1])
+        x0, y0 = anchor + start_offset
+        camera[0] = similarity(x0, y0, theta0, 1.0) @ translation(-fc[0], -fc[1])
         for i in range(1, n):
             camera[i] = camera[i - 1] @ step
 

@@ -160,8 +160,12 @@ def polyp_sprite(rng: np.random.Generator, radius: float, specular: bool = True)
     alpha = np.clip(r_theta - rho + 0.5, 0.0, 1.0)  # one-pixel anti-aliased edge
 
     z = np.sqrt(np.clip(1.0 - (rho / r_theta) ** 2, 0.0, 1.0))
-    surface = cv2.GaussianBlur(
-        rng.standard_normal((size, size)).astype(np.float32), (0, 0), max(1.0, radius / 10)
+    # GaussianBlur keeps float32; asarray only tells the type checker so (no copy).
+    surface = np.asarray(
+        cv2.GaussianBlur(
+            rng.standard_normal((size, size)).astype(np.float32), (0, 0), max(1.0, radius / 10)
+        ),
+        dtype=np.float32,
     )
     surface /= surface.std() + 1e-8
     base = np.array([0.86, 0.42, 0.38], np.float32) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
@@ -233,8 +237,11 @@ def blood_field(rng: np.random.Generator, radius: float) -> tuple[np.ndarray, tu
     half = int(np.ceil(1.6 * radius)) + 2
     size = 2 * half + 1
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) - half
-    rough = cv2.GaussianBlur(
-        rng.standard_normal((size, size)).astype(np.float32), (0, 0), max(1.0, radius / 5)
+    rough = np.asarray(
+        cv2.GaussianBlur(
+            rng.standard_normal((size, size)).astype(np.float32), (0, 0), max(1.0, radius / 5)
+        ),
+        dtype=np.float32,
     )
     rough /= rough.std() + 1e-8
     field = 1.0 - (xx * xx + yy * yy) / (radius * radius) + 0.25 * rough

@@ -83,7 +83,7 @@ def _disk_half_widths(radius: int) -> np.ndarray:
 
 
 @_njit
-def _box_scan(g, p, y0, y1, x0, x1):  # noqa: ANN001, ANN202 (numba kernel)
+def _box_scan(g, p, y0, y1, x0, x1):
     """J's counts and both masks' boundary pixels, in one pass over the box ``[y0:y1, x0:x1]``
     of two 0/1 uint8 masks that are zero outside it.
 
@@ -155,7 +155,7 @@ def _box_scan(g, p, y0, y1, x0, x1):  # noqa: ANN001, ANN202 (numba kernel)
 
 
 @_njit
-def _matched_count(qx, qstart, tx, tstart, half_widths):  # noqa: ANN001, ANN202 (numba kernel)
+def _matched_count(qx, qstart, tx, tstart, half_widths):
     """How many query boundary pixels have a target boundary pixel within the disk.
 
     Pixels come row by row (``qx[qstart[y] : qstart[y + 1]]``, ascending), and the disk row
@@ -195,7 +195,7 @@ def _matched_count(qx, qstart, tx, tstart, half_widths):  # noqa: ANN001, ANN202
 
 
 @_njit
-def _box_counts(g, p, y0, y1, x0, x1, half_widths):  # noqa: ANN001, ANN202 (numba kernel)
+def _box_counts(g, p, y0, y1, x0, x1, half_widths):
     """``(inter, union, n_pred, pred_matched, n_gt, gt_matched)`` of masks zero outside the box."""
     inter, union, gx, gstart, px, pstart = _box_scan(g, p, y0, y1, x0, x1)
     n_gt, n_pred = gstart[-1], pstart[-1]
@@ -214,11 +214,13 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
     g8, p8 = g.view(np.uint8), p.view(np.uint8)
     # union_box (region.py) is called from here, not from a kernel of this module: numba's
     # disk cache would not notice when region.py changes under a caller compiled here.
-    box = union_box(g8, p8)
-    if box[1] == 0:
+    y0, y1, x0, x1 = union_box(g8, p8)
+    if y1 == 0:
         return 0, 0, 0, 0, 0, 0
-    counts = _box_counts(g8, p8, *box, _disk_half_widths(radius))
-    return tuple(int(c) for c in counts)  # type: ignore[return-value]
+    inter, union, n_pred, pred_matched, n_gt, gt_matched = _box_counts(
+        g8, p8, y0, y1, x0, x1, _disk_half_widths(radius)
+    )
+    return int(inter), int(union), int(n_pred), int(pred_matched), int(n_gt), int(gt_matched)
 
 
 def _prf(n_pred: int, pred_matched: int, n_gt: int, gt_matched: int) -> tuple[float, float, float]:

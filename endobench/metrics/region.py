@@ -20,7 +20,7 @@ _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_njit
-def _nonzero_span(v):  # noqa: ANN001, ANN202 (numba kernel)
+def _nonzero_span(v):
     """``(first, last + 1)`` of the nonzero entries of ``v``; ``(0, 0)`` if there are none."""
     start, stop = 0, v.size
     while start < stop and not v[start]:
@@ -31,7 +31,7 @@ def _nonzero_span(v):  # noqa: ANN001, ANN202 (numba kernel)
 
 
 @_njit
-def union_box(a, b):  # noqa: ANN001, ANN202 (numba kernel)
+def union_box(a, b):
     """``(y0, y1, x0, x1)`` (exclusive ends) of the union of two ``H x W`` 0/1 uint8 masks.
 
     All four are 0 when both masks are empty.
@@ -52,7 +52,7 @@ def union_box(a, b):  # noqa: ANN001, ANN202 (numba kernel)
 
 
 @_njit
-def box_overlap_counts(a, b, y0, y1, x0, x1):  # noqa: ANN001, ANN202 (numba kernel)
+def box_overlap_counts(a, b, y0, y1, x0, x1):
     """``(|A & B|, |A | B|)`` of two 0/1 uint8 masks that are zero outside ``[y0:y1, x0:x1]``."""
     inter = 0
     union = 0
@@ -65,7 +65,7 @@ def box_overlap_counts(a, b, y0, y1, x0, x1):  # noqa: ANN001, ANN202 (numba ker
 
 
 @_njit
-def _overlap_counts(a, b):  # noqa: ANN001, ANN202 (numba kernel)
+def _overlap_counts(a, b):
     y0, y1, x0, x1 = union_box(a, b)
     return box_overlap_counts(a, b, y0, y1, x0, x1)
 

@@ -145,8 +145,11 @@ def _agreement(
         raise ValueError(
             f"masks[{t - 1}]: expected shape {current.shape} like masks[{t}], got {previous.shape}"
         )
+    flow = flows[t]
+    if flow is None:
+        raise ValueError(f"flows[{t}]: expected the backward flow of frame {t}, got None")
     return _agreement_kernel(
-        current, previous, _flow(flows[t], current.shape), _fov(fov, current.shape)
+        current, previous, _flow(flow, current.shape), _fov(fov, current.shape)
     )
 
 

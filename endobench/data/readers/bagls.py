@@ -82,7 +82,7 @@ class BaglsReader(Reader):
         return ScanResult(clips, problems)
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
-        return (read_gray(frame.mask_path) > _THRESHOLD).astype(np.uint8)  # type: ignore[arg-type]
+        return (read_gray(frame.annotation_file) > _THRESHOLD).astype(np.uint8)
 
 
 def _index_key(frame: FrameRef) -> tuple[int, str]:

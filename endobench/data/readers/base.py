@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
 from endobench.data.clip import VOID_ID, Clip
-from endobench.data.dataset import OnError
+from endobench.data.dataset import DatasetKind, OnError
 from endobench.data.errors import DataError, Problem
 from endobench.data.readers.imageio import image_size, read_rgb
 
@@ -40,6 +40,14 @@ class FrameRef:
         if self.mask is None:
             return None
         return self.mask[0] if isinstance(self.mask, tuple) else self.mask
+
+    @property
+    def annotation_file(self) -> Path:
+        """The (first) annotation file of an annotated frame, the one ``read_mask`` decodes."""
+        path = self.mask_path
+        if path is None:
+            raise ValueError(f"{self.image}: frame has no annotation to read")
+        return path
 
 
 @dataclass
@@ -71,7 +79,7 @@ class Reader(ABC):
     """A dataset layout on disk. Subclasses set the class attributes and implement two methods."""
 
     format: ClassVar[str]
-    kind: ClassVar[str] = "video"
+    kind: ClassVar[DatasetKind] = "video"
     options_model: ClassVar[type[ReaderOptions]] = ReaderOptions
     default_classes: ClassVar[dict[int, str]] = {1: "object"}
     default_fps: ClassVar[float | None] = None

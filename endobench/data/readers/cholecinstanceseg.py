@@ -110,10 +110,11 @@ class CholecInstanceSegReader(Reader):
     format = "cholecinstanceseg"
     kind = "video"
     options_model = CholecInstanceSegOptions
+    options: CholecInstanceSegOptions
     default_classes = CHOLECINSTANCESEG_CLASSES
 
     def scan(self) -> ScanResult:
-        opts: CholecInstanceSegOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.annotations == "semantic_maps" and not opts.semantic_maps_dir:
             raise DataError(self.root, "annotations: semantic_maps needs semantic_maps_dir")
         img_dirs = sorted(
@@ -146,18 +147,18 @@ class CholecInstanceSegReader(Reader):
         return ScanResult(_unique_names(clips, self.root), problems)
 
     def _annotation_dir(self, img_dir: Path) -> Path:
-        opts: CholecInstanceSegOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.annotations == "json":
             return img_dir.parent / "ann_dir"
         return self.root / str(opts.semantic_maps_dir)
 
     def _suffix(self) -> str:
-        return ".json" if self.options.annotations == "json" else ".png"  # type: ignore[attr-defined]
+        return ".json" if self.options.annotations == "json" else ".png"
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
-        if self.options.annotations == "semantic_maps":  # type: ignore[attr-defined]
-            return self._read_colour_map(frame.mask_path)  # type: ignore[arg-type]
-        return self._read_json(frame.mask_path)  # type: ignore[arg-type]
+        if self.options.annotations == "semantic_maps":
+            return self._read_colour_map(frame.annotation_file)
+        return self._read_json(frame.annotation_file)
 
     def _read_json(self, path: Path) -> np.ndarray:
         try:

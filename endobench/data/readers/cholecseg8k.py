@@ -11,7 +11,6 @@ folder (80 consecutive frames at 25 fps) is one clip.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -96,7 +95,7 @@ class CholecSeg8kReader(Reader):
         return ScanResult(clips, problems)
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
-        path: Path = frame.mask_path  # type: ignore[assignment]
+        path = frame.annotation_file
         grey = read_grey_levels(path)
         counts = np.bincount(grey.ravel(), minlength=256)
         unknown = np.flatnonzero((counts > 0) & ~_KNOWN)

@@ -38,12 +38,13 @@ class DavisReader(Reader):
     format = "davis"
     kind = "video"
     options_model = DavisOptions
+    options: DavisOptions
     default_classes = {1: "object"}
     default_fps = 24.0
     check_class_ids = False
 
     def scan(self) -> ScanResult:
-        opts: DavisOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         images_root = require_dir(self.root / opts.images_dir / opts.resolution, "frames")
         masks_root = self.root / opts.annotations_dir / opts.resolution
         sequences = sorted(p for p in images_root.iterdir() if p.is_dir())
@@ -84,6 +85,6 @@ class DavisReader(Reader):
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
         try:
-            return read_label_png(frame.mask_path)  # type: ignore[arg-type]
+            return read_label_png(frame.annotation_file)
         except LabelPngError as exc:
-            raise DataError(frame.mask_path, str(exc).split(": ", 1)[-1]) from None
+            raise DataError(frame.annotation_file, str(exc).split(": ", 1)[-1]) from None

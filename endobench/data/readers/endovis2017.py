@@ -72,10 +72,11 @@ class EndoVis2017Reader(Reader):
     format = "endovis2017"
     kind = "video"
     options_model = EndoVis2017Options
+    options: EndoVis2017Options
     default_fps = 2.0
 
     def source_classes(self) -> dict[int, str]:
-        task = self.options.task  # type: ignore[attr-defined]
+        task = self.options.task
         return {"type": TYPE_CLASSES, "parts": PART_CLASSES, "binary": {1: "instrument"}}[task]
 
     def scan(self) -> ScanResult:
@@ -131,16 +132,16 @@ class EndoVis2017Reader(Reader):
         return dirs
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
-        task = self.options.task  # type: ignore[attr-defined]
-        paths = frame.mask if isinstance(frame.mask, tuple) else (frame.mask,)
+        task = self.options.task
+        paths = frame.mask if isinstance(frame.mask, tuple) else (frame.annotation_file,)
         labels: np.ndarray | None = None
         for path in paths:
-            grey = read_gray(path)  # type: ignore[arg-type]
+            grey = read_gray(path)
             if labels is None:
                 labels = np.zeros_like(grey)
             elif grey.shape != labels.shape:
                 raise DataError(path, f"size {grey.shape[::-1]} differs from {paths[0]}")
-            type_id = instrument_type(path.parent.name)  # type: ignore[union-attr]
+            type_id = instrument_type(path.parent.name)
             if task == "type":
                 labels[grey > 0] = type_id
                 continue

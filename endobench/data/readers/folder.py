@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from endobench.data.dataset import DatasetKind
 from endobench.data.errors import DataError, Problem
 from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOptions, ScanResult
 from endobench.data.readers.base import require_dir as _require_dir
@@ -40,14 +41,15 @@ class FolderReader(Reader):
 
     format = "folder"
     options_model = FolderOptions
+    options: FolderOptions
     default_classes = {1: "object"}
 
     @property
-    def kind(self) -> str:  # type: ignore[override]
-        return self.options.kind  # type: ignore[attr-defined]
+    def kind(self) -> DatasetKind:  # type: ignore[override]  # a ClassVar elsewhere; here an option
+        return self.options.kind
 
     def scan(self) -> ScanResult:
-        opts: FolderOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         images_root = _require_dir(self.root / opts.images_dir, "images")
         masks_root = self.root / opts.masks_dir
         require = opts.require_masks if opts.require_masks is not None else opts.kind == "images"
@@ -58,7 +60,7 @@ class FolderReader(Reader):
             frames, problems = pair_by_stem(images_root, masks_root, require)
             return ScanResult([ClipSpec(self.root.name, frames)], problems)
         clips: list[ClipSpec] = []
-        problems: list[Problem] = []
+        problems = []
         for clip_dir in clip_dirs:
             try:
                 frames, found = pair_by_stem(clip_dir, masks_root / clip_dir.name, require)
@@ -71,10 +73,10 @@ class FolderReader(Reader):
         return ScanResult(clips, problems)
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
-        opts: FolderOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.mask_encoding == "binary":
-            return (read_gray(frame.mask_path) > opts.threshold).astype(np.uint8)  # type: ignore[arg-type]
-        arr, mode = read_raw(frame.mask_path)  # type: ignore[arg-type]
+            return (read_gray(frame.annotation_file) > opts.threshold).astype(np.uint8)
+        arr, mode = read_raw(frame.annotation_file)
         if mode == "P":
             return arr.astype(np.uint8, copy=False)
-        return read_grey_levels(frame.mask_path)  # type: ignore[arg-type]
+        return read_grey_levels(frame.annotation_file)

@@ -72,21 +72,26 @@ class PairsReader(Reader):
     format = "pairs"
     kind = "images"
     options_model = PairOptions
+    options: PairOptions
     default_classes = {1: "foreground"}
 
     def scan(self) -> ScanResult:
-        opts: PairOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         images_dir = require_dir(self.root / opts.images_dir, "images")
         masks_dir = require_dir(self.root / opts.masks_dir, "masks")
         frames, problems = pair_by_stem(images_dir, masks_dir)
         return ScanResult([ClipSpec(self.root.name, frames)], problems)
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
-        grey = read_gray(frame.mask_path)  # type: ignore[arg-type]
-        threshold = self.options.threshold  # type: ignore[attr-defined]
-        if threshold is None:
-            return grey
-        return (grey > threshold).astype(np.uint8)
+        return read_thresholded(frame.annotation_file, self.options.threshold)
+
+
+def read_thresholded(path: Path, threshold: int | None) -> np.ndarray:
+    """A grey mask binarised with ``value > threshold`` (uint8 0/1); None keeps the grey values."""
+    grey = read_gray(path)
+    if threshold is None:
+        return grey
+    return (grey > threshold).astype(np.uint8)
 
 
 class KvasirReader(PairsReader):
@@ -130,16 +135,17 @@ _CVC_LAYOUTS = (
 )
 
 
-class CvcClinicDbReader(PairsReader):
+class CvcClinicDbReader(Reader):
     """CVC-ClinicDB: ``N.tif``/``N.png`` frames and masks, grouped into sequences ``seq01..seq29``."""
 
     format = "cvc-clinicdb"
     kind = "video"
     options_model = CvcClinicDbOptions
+    options: CvcClinicDbOptions
     default_classes = {1: "polyp"}
 
     def _folders(self) -> tuple[Path, Path]:
-        opts: CvcClinicDbOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.images_dir or opts.masks_dir:
             return (
                 require_dir(self.root / (opts.images_dir or "Original"), "images"),
@@ -168,3 +174,6 @@ class CvcClinicDbReader(PairsReader):
             for seq, fr in sorted(by_seq.items())
         ]
         return ScanResult(clips, problems)
+
+    def read_mask(self, frame: FrameRef) -> np.ndarray:
+        return read_thresholded(frame.annotation_file, self.options.threshold)
