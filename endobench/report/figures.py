@@ -24,16 +24,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from endobench.ablate.plan import RUNS_DIR  # noqa: E402
-from endobench.ablate.run_files import QUALITATIVE_IMAGE  # noqa: E402
-from endobench.io_utils import atomic_write_bytes  # noqa: E402
-from endobench.registry import FIGURES  # noqa: E402
-from endobench.report.collect import aggregate  # noqa: E402
-from endobench.report.columns import SEED_AXIS  # noqa: E402
+from endobench.ablate.plan import RUNS_DIR
+from endobench.ablate.run_files import QUALITATIVE_IMAGE
+from endobench.io_utils import atomic_write_bytes
+from endobench.registry import FIGURES
+from endobench.report.collect import aggregate
+from endobench.report.columns import SEED_AXIS
 
 
 @dataclass(frozen=True)
