@@ -22,6 +22,7 @@ from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOption
 from endobench.data.readers.base import require_dir as _require_dir
 from endobench.data.readers.imageio import list_images, read_gray, read_grey_levels, read_raw
 from endobench.data.readers.pairs import pair_by_stem
+from endobench.registry import READERS
 
 
 class FolderOptions(ReaderOptions):
@@ -35,11 +36,10 @@ class FolderOptions(ReaderOptions):
     require_masks: bool | None = None  # default: True for kind images, False for video
 
 
+@READERS.register("folder", options=FolderOptions, usage="format: folder")
 class FolderReader(Reader):
     """User data in ``images/`` + ``masks/`` folders, one sub-folder per clip."""
 
-    format = "folder"
-    options_model = FolderOptions
     default_classes = {1: "object"}
 
     @property

@@ -23,6 +23,7 @@ from endobench.data.readers.base import (
     require_dir,
 )
 from endobench.data.readers.imageio import list_images, natural_key, read_gray
+from endobench.registry import READERS
 
 
 class PairOptions(ReaderOptions):
@@ -66,12 +67,11 @@ def pair_by_stem(
     return frames, problems
 
 
+@READERS.register("pairs", options=PairOptions, usage="format: pairs")
 class PairsReader(Reader):
     """Generic image/mask pair folders: one clip holding every image (still images)."""
 
-    format = "pairs"
     kind = "images"
-    options_model = PairOptions
     default_classes = {1: "foreground"}
 
     def scan(self) -> ScanResult:
@@ -89,10 +89,10 @@ class PairsReader(Reader):
         return (grey > threshold).astype(np.uint8)
 
 
+@READERS.register("kvasir", options=PairOptions, usage="format: kvasir")
 class KvasirReader(PairsReader):
     """Kvasir-SEG: ``images/<id>.jpg`` with JPEG masks ``masks/<id>.jpg`` (polyp = 1)."""
 
-    format = "kvasir"
     default_classes = {1: "polyp"}
 
 
@@ -130,12 +130,11 @@ _CVC_LAYOUTS = (
 )
 
 
+@READERS.register("cvc-clinicdb", options=CvcClinicDbOptions, usage="format: cvc-clinicdb")
 class CvcClinicDbReader(PairsReader):
     """CVC-ClinicDB: ``N.tif``/``N.png`` frames and masks, grouped into sequences ``seq01..seq29``."""
 
-    format = "cvc-clinicdb"
     kind = "video"
-    options_model = CvcClinicDbOptions
     default_classes = {1: "polyp"}
 
     def _folders(self) -> tuple[Path, Path]:
