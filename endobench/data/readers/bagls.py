@@ -36,7 +36,7 @@ def read_video_id(meta: Path) -> int:
     return value
 
 
-@READERS.register("bagls", options=ReaderOptions, usage="format: bagls")
+@READERS.register("bagls", options=ReaderOptions, usage="bagls")
 class BaglsReader(Reader):
     """BAGLS still frames grouped by recording (kind "images": no temporal order)."""
 

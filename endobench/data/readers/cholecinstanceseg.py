@@ -105,9 +105,7 @@ def rasterize_shapes(
     return labels
 
 
-@READERS.register(
-    "cholecinstanceseg", options=CholecInstanceSegOptions, usage="format: cholecinstanceseg"
-)
+@READERS.register("cholecinstanceseg", options=CholecInstanceSegOptions, usage="cholecinstanceseg")
 class CholecInstanceSegReader(Reader):
     """Tool semantic segmentation from CholecInstanceSeg (7 tool classes)."""
 

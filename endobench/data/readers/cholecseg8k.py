@@ -58,7 +58,7 @@ _LUT, _KNOWN = watershed_lut()
 _FRAME_RE = re.compile(r"^frame_(\d+)_endo\.png$")
 
 
-@READERS.register("cholecseg8k", options=ReaderOptions, usage="format: cholecseg8k")
+@READERS.register("cholecseg8k", options=ReaderOptions, usage="cholecseg8k")
 class CholecSeg8kReader(Reader):
     """CholecSeg8k semantic segmentation (13 classes, every frame annotated)."""
 

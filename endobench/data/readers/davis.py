@@ -33,7 +33,7 @@ class DavisOptions(ReaderOptions):
     annotations_dir: str = "Annotations"
 
 
-@READERS.register("davis", options=DavisOptions, usage="format: davis")
+@READERS.register("davis", options=DavisOptions, usage="davis")
 class DavisReader(Reader):
     """DAVIS 2016/2017 (and any dataset written by ``endobench synth``)."""
 

@@ -67,7 +67,7 @@ def instrument_type(folder_name: str) -> int | None:
     return None
 
 
-@READERS.register("endovis2017", options=EndoVis2017Options, usage="format: endovis2017")
+@READERS.register("endovis2017", options=EndoVis2017Options, usage="endovis2017")
 class EndoVis2017Reader(Reader):
     """EndoVis 2017 instrument segmentation (type, parts or binary task)."""
 

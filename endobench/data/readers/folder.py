@@ -36,7 +36,7 @@ class FolderOptions(ReaderOptions):
     require_masks: bool | None = None  # default: True for kind images, False for video
 
 
-@READERS.register("folder", options=FolderOptions, usage="format: folder")
+@READERS.register("folder", options=FolderOptions, usage="folder")
 class FolderReader(Reader):
     """User data in ``images/`` + ``masks/`` folders, one sub-folder per clip."""
 

@@ -67,7 +67,7 @@ def pair_by_stem(
     return frames, problems
 
 
-@READERS.register("pairs", options=PairOptions, usage="format: pairs")
+@READERS.register("pairs", options=PairOptions, usage="pairs")
 class PairsReader(Reader):
     """Generic image/mask pair folders: one clip holding every image (still images)."""
 
@@ -89,7 +89,7 @@ class PairsReader(Reader):
         return (grey > threshold).astype(np.uint8)
 
 
-@READERS.register("kvasir", options=PairOptions, usage="format: kvasir")
+@READERS.register("kvasir", options=PairOptions, usage="kvasir")
 class KvasirReader(PairsReader):
     """Kvasir-SEG: ``images/<id>.jpg`` with JPEG masks ``masks/<id>.jpg`` (polyp = 1)."""
 
@@ -130,7 +130,7 @@ _CVC_LAYOUTS = (
 )
 
 
-@READERS.register("cvc-clinicdb", options=CvcClinicDbOptions, usage="format: cvc-clinicdb")
+@READERS.register("cvc-clinicdb", options=CvcClinicDbOptions, usage="cvc-clinicdb")
 class CvcClinicDbReader(PairsReader):
     """CVC-ClinicDB: ``N.tif``/``N.png`` frames and masks, grouped into sequences ``seq01..seq29``."""
 

@@ -37,7 +37,7 @@ def route_synthetic_override(key: str) -> tuple[str, ...]:
     return ("config", key)
 
 
-@READERS.register(SYNTHETIC_FORMAT, options=SyntheticOptions, usage="format: synthetic")
+@READERS.register(SYNTHETIC_FORMAT, options=SyntheticOptions, usage="synthetic")
 def open_synthetic(
     name: str,
     options: SyntheticOptions,
