@@ -83,7 +83,9 @@ class DavisReader(Reader):
         return {int(i): f"object {int(i)}" for i in ids if 0 < i < VOID_ID}
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
+        path = frame.mask_path
+        assert path is not None  # only annotated frames are decoded
         try:
-            return read_label_png(frame.mask_path)  # type: ignore[arg-type]
+            return read_label_png(path)
         except LabelPngError as exc:
-            raise DataError(frame.mask_path, str(exc).split(": ", 1)[-1]) from None
+            raise DataError(path, str(exc).split(": ", 1)[-1]) from None

@@ -132,15 +132,16 @@ class EndoVis2017Reader(Reader):
 
     def read_mask(self, frame: FrameRef) -> np.ndarray:
         task = self.options.task  # type: ignore[attr-defined]
+        assert frame.mask is not None  # only annotated frames are decoded
         paths = frame.mask if isinstance(frame.mask, tuple) else (frame.mask,)
         labels: np.ndarray | None = None
         for path in paths:
-            grey = read_gray(path)  # type: ignore[arg-type]
+            grey = read_gray(path)
             if labels is None:
                 labels = np.zeros_like(grey)
             elif grey.shape != labels.shape:
                 raise DataError(path, f"size {grey.shape[::-1]} differs from {paths[0]}")
-            type_id = instrument_type(path.parent.name)  # type: ignore[union-attr]
+            type_id = instrument_type(path.parent.name)
             if task == "type":
                 labels[grey > 0] = type_id
                 continue

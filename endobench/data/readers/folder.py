@@ -55,8 +55,8 @@ class FolderReader(Reader):
         if not clip_dirs:
             if not list_images(images_root):
                 raise DataError(images_root, "empty folder: no images and no clip sub-folders")
-            frames, problems = pair_by_stem(images_root, masks_root, require)
-            return ScanResult([ClipSpec(self.root.name, frames)], problems)
+            frames, single_problems = pair_by_stem(images_root, masks_root, require)
+            return ScanResult([ClipSpec(self.root.name, frames)], single_problems)
         clips: list[ClipSpec] = []
         problems: list[Problem] = []
         for clip_dir in clip_dirs:

@@ -65,7 +65,9 @@ def open_synthetic(
         raise config_error(f"{where}: {details}") from None
 
     def make_clips() -> list[Clip]:
-        clips = [generate_clip(config, options.seed + k) for k in range(options.num_clips)]
+        clips: list[Clip] = [
+            generate_clip(config, options.seed + k) for k in range(options.num_clips)
+        ]
         if target is None:
             return clips
         return [_retarget(clip, target) for clip in clips]
