@@ -226,7 +226,11 @@ class Registry(Generic[T]):
         try:
             options = entry.options(**values)
         except ValidationError as exc:
-            problems = "; ".join(_problem(e) for e in exc.errors())
+            errors = exc.errors()
+            cause = errors[0].get("ctx", {}).get("error") if len(errors) == 1 else None
+            if type(cause) is RegistryError:  # a name unknown to another registry (check()):
+                raise SpecError(str(cause)) from None  # its one line says it all
+            problems = "; ".join(_problem(e) for e in errors)
             raise SpecError(f"{self.kind} {spec!r}: {problems} (usage: {entry.usage})") from None
         return Spec(self.kind, entry.name, options)
 

@@ -131,3 +131,23 @@ def test_registration_order_and_check() -> None:
         reg.check("huge", "format")
     with pytest.raises(SpecError, match="expected a string"):
         reg.build(7)  # not a spec string: the same one-line error as parse
+
+
+def test_a_name_unknown_to_another_registry_is_that_registrys_error() -> None:
+    backbones: Registry = Registry("backbone", "test backbones", sort=False)
+    backbones.register("small", "S")
+
+    class AffinityOptions(BaseModel):
+        backbone: str
+
+        @field_validator("backbone")
+        @classmethod
+        def _known(cls, value: str) -> str:
+            return backbones.check(value)
+
+    propagators: Registry = Registry("propagator", "test propagators")
+    propagators.register("affinity", lambda o: o.backbone, options=AffinityOptions)
+    assert propagators.build("affinity:small") == "small"
+    with pytest.raises(SpecError) as err:
+        propagators.parse("affinity:huge")
+    assert str(err.value) == "unknown backbone 'huge'; expected one of small"

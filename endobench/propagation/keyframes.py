@@ -241,9 +241,9 @@ class ListOptions(BaseModel):
     @classmethod
     def _increasing_indices(cls, values: Any) -> Any:
         raw = values.get("frames") if isinstance(values, dict) else None
-        try:
-            frames = tuple(int(item) for item in str(raw).split(","))
-        except ValueError:
+        try:  # "0,12,30" from a spec, or a sequence of ints given in Python
+            frames = tuple(int(item) for item in (raw.split(",") if isinstance(raw, str) else raw))
+        except (TypeError, ValueError):
             raise ValueError(
                 f"list:I,J,... needs comma-separated integer frame indices {_LIST_EXAMPLE}"
             ) from None
