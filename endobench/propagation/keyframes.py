@@ -240,7 +240,7 @@ class ListOptions(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _increasing_indices(cls, values: Any) -> Any:
-        raw = values.get("frames") if isinstance(values, dict) else None
+        raw: Any = values.get("frames") if isinstance(values, dict) else None
         try:  # "0,12,30" from a spec, or a sequence of ints given in Python
             frames = tuple(int(item) for item in (raw.split(",") if isinstance(raw, str) else raw))
         except (TypeError, ValueError):
