@@ -122,12 +122,17 @@ def test_multi_object_exact_with_scripted_flow_and_timings():
 def test_gt_mode_errors_and_deferral_to_next_annotated_frame():
     sparse = MovingClip(13, annotated=range(0, 13, 2))
     result = track(
-        sparse, FlowPropagator(SlideFlow(sparse)), KEYFRAME_POLICIES.build("every:3"), progress=False
+        sparse,
+        FlowPropagator(SlideFlow(sparse)),
+        KEYFRAME_POLICIES.build("every:3"),
+        progress=False,
     )
     assert result.keyframes == [0, 4, 8, 12]
     late = MovingClip(5, annotated=[2, 4])
     with pytest.raises(ValueError, match="frame 0 .*no ground-truth"):
-        track(late, FlowPropagator(SlideFlow(late)), KEYFRAME_POLICIES.build("first"), progress=False)
+        track(
+            late, FlowPropagator(SlideFlow(late)), KEYFRAME_POLICIES.build("first"), progress=False
+        )
     with pytest.raises(ValueError, match="segmenter"):
         track(late, FlowPropagator(SlideFlow(late)), KEYFRAME_POLICIES.build("first"),
               keyframe_source="model", progress=False)  # fmt: skip
