@@ -36,12 +36,8 @@ from machine import machine_facts
 
 from endobench.data import Clip, open_dataset
 from endobench.metrics import evaluate_sequence, summarize
-from endobench.propagation import (
-    build_keyframe_policy,
-    build_propagator,
-    track,
-    track_clips,
-)
+from endobench.propagation import build_propagator, track, track_clips
+from endobench.registry import KEYFRAME_POLICIES
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("ENDOBENCH_SAMPLES", REPO.parent / "shared" / "data")).resolve()
@@ -182,7 +178,7 @@ def speed(clips: list[Clip], spec: str, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         for clip in clips:
             result = track(
-                clip, build_propagator(spec), build_keyframe_policy("first"), progress=False
+                clip, build_propagator(spec), KEYFRAME_POLICIES.build("first"), progress=False
             )
             n = result.num_frames - 1
             for k in STAGES:

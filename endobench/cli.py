@@ -18,6 +18,7 @@ COMMANDS = {
     "track": "track",
     "ablate": "ablate",
     "report": "report",
+    "list": "list",
 }
 
 

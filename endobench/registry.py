@@ -94,12 +94,17 @@ class Registry(Generic[T]):
     """The names of one extension point (``kind``, e.g. "keyframe policy").
 
     ``modules`` register the built-in names and are imported on the first lookup, so that building
-    the registry costs nothing until a name is needed.
+    the registry costs nothing until a name is needed. Listings are sorted by name, or, with
+    ``sort=False``, in registration order (built-ins in the order their module presents them, e.g.
+    the simplest keyframe policy first, then plugins).
     """
 
-    def __init__(self, kind: str, description: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, description: str, modules: tuple[str, ...] = (), *, sort: bool = True
+    ) -> None:
         self.kind = kind
         self.description = description
+        self.sort = sort
         self._modules = modules
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = not modules
@@ -153,6 +158,11 @@ class Registry(Generic[T]):
             usage = f"{name}:{fields[0].upper()}" if fields else name
         self._entries[name] = Entry(name, obj, description, options, usage, module)
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules that register the built-in names (imported on the first lookup)."""
+        return self._modules
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
@@ -167,13 +177,23 @@ class Registry(Generic[T]):
         return iter(self.entries())
 
     def entries(self) -> list[Entry[T]]:
-        """Every entry, sorted by name."""
+        """Every entry, sorted by name (or in registration order, see the class docstring)."""
         self._load()
-        return [self._entries[n] for n in sorted(self._entries)]
+        names = sorted(self._entries) if self.sort else list(self._entries)
+        return [self._entries[n] for n in names]
 
     def names(self) -> list[str]:
-        """Every registered name, sorted."""
+        """Every registered name, in listing order."""
         return [e.name for e in self.entries()]
+
+    def check(self, name: str, what: str | None = None) -> str:
+        """``name`` if registered, else :class:`RegistryError` ``"unknown <what> 'x'; expected one
+        of a, b"`` (``what`` defaults to the kind): the check for a pydantic field validator."""
+        if name not in self:
+            raise RegistryError(
+                f"unknown {what or self.kind} {name!r}; expected one of {', '.join(self.names())}"
+            )
+        return name
 
     def forms(self) -> str:
         """``usage | usage | ...``: what a spec may look like (for help texts and errors)."""
@@ -206,14 +226,18 @@ class Registry(Generic[T]):
         try:
             options = entry.options(**values)
         except ValidationError as exc:
-            problems = "; ".join(_problem(e) for e in exc.errors())
+            errors = exc.errors()
+            cause = errors[0].get("ctx", {}).get("error") if len(errors) == 1 else None
+            if type(cause) is RegistryError:  # a name unknown to another registry (check()):
+                raise SpecError(str(cause)) from None  # its one line says it all
+            problems = "; ".join(_problem(e) for e in errors)
             raise SpecError(f"{self.kind} {spec!r}: {problems} (usage: {entry.usage})") from None
         return Spec(self.kind, entry.name, options)
 
     def build(self, spec: str | Spec, *args: Any, **kwargs: Any) -> Any:
         """Call the entry's factory: ``factory(options, *args, **kwargs)`` when it has options,
         else ``factory(*args, **kwargs)``."""
-        parsed = self.parse(spec) if isinstance(spec, str) else spec
+        parsed = spec if isinstance(spec, Spec) else self.parse(spec)
         factory: Any = self.get(parsed.name).obj
         if parsed.options is None:
             return factory(*args, **kwargs)
@@ -256,14 +280,20 @@ def _problem(err: Any) -> str:
 REGISTRIES: dict[str, Registry[Any]] = {}
 
 
-def _registry(key: str, kind: str, description: str, *modules: str) -> Registry[Any]:
-    registry: Registry[Any] = Registry(kind, description, modules)
+def _registry(
+    key: str, kind: str, description: str, *modules: str, sort: bool = True
+) -> Registry[Any]:
+    registry: Registry[Any] = Registry(kind, description, modules, sort=sort)
     REGISTRIES[key] = registry
     return registry
 
 
 BACKBONES = _registry(
-    "backbones", "backbone", "frozen feature extractors (timm)", "endobench.models.backbones"
+    "backbones",
+    "backbone",
+    "frozen feature extractors (timm)",
+    "endobench.models.backbones",
+    sort=False,
 )
 HEADS = _registry(
     "heads", "head", "segmentation heads on backbone features", "endobench.models.heads"
@@ -297,6 +327,7 @@ KEYFRAME_POLICIES = _registry(
     "keyframe policy",
     "decide which frames are re-segmented",
     "endobench.propagation.keyframes",
+    sort=False,
 )
 METRICS = _registry(
     "metrics", "metric", "per-frame scores of a predicted mask", "endobench.metrics.per_frame"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from endobench.models import BACKBONES, build_backbone
+from endobench.models import build_backbone
+from endobench.registry import BACKBONES
 
 TINY_VIT = {"depth": 4, "embed_dim": 64, "num_heads": 2}
 
@@ -27,13 +28,15 @@ def tiny(name: str, **kw):
 
 
 def test_registry_maps_names_to_timm_dinov2_models():
-    assert BACKBONES["dinov2_vits14"].timm_name == "vit_small_patch14_dinov2.lvd142m"
-    assert BACKBONES["dinov2_vitg14_reg4"].timm_name == "vit_giant_patch14_reg4_dinov2.lvd142m"
+    assert BACKBONES.get("dinov2_vits14").obj.timm_name == "vit_small_patch14_dinov2.lvd142m"
+    assert (
+        BACKBONES.get("dinov2_vitg14_reg4").obj.timm_name == "vit_giant_patch14_reg4_dinov2.lvd142m"
+    )
     expected = {f"dinov2_vit{s}14{r}" for s in "sblg" for r in ("", "_reg4")} | {
         "vit_small_in1k",
         "resnet50",
     }
-    assert expected <= set(BACKBONES)
+    assert expected <= set(BACKBONES.names())
 
 
 def test_real_size_vits14_geometry_and_provenance(vits14):

@@ -7,12 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from endobench.propagation.flow import (
-    FlowError,
-    RAFTFlow,
-    build_flow_estimator,
-    to_gray,
-)
+from endobench.propagation.flow import FlowError, RAFTFlow, to_gray
+from endobench.registry import FLOW_ESTIMATORS, SpecError
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +25,7 @@ def shifted_pair() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("method", ["dis:ultrafast", "dis:fast", "dis:medium", "farneback"])
 def test_opencv_estimators_follow_the_opencv_convention(method, shifted_pair):
     prev, nxt = shifted_pair
-    flow = build_flow_estimator(method)(prev, nxt)
+    flow = FLOW_ESTIMATORS.build(method)(prev, nxt)
     assert flow.shape == (140, 180, 2) and flow.dtype == np.float32
     # prev(y, x) ~ next(y + fy, x + fx): content moved right 3, down 2.
     inner = flow[20:-20, 20:-20].reshape(-1, 2)
@@ -38,19 +34,19 @@ def test_opencv_estimators_follow_the_opencv_convention(method, shifted_pair):
 
 def test_dis_alias_and_gray_input(shifted_pair):
     prev, nxt = shifted_pair
-    est = build_flow_estimator("dis")
+    est = FLOW_ESTIMATORS.build("dis")
     assert est.name == "dis:ultrafast"
     np.testing.assert_array_equal(est(prev, nxt), est(to_gray(prev), to_gray(nxt)))
     assert est.info()["source"].startswith("opencv")
 
 
 def test_build_errors_are_explicit():
-    with pytest.raises(FlowError, match="raft_small"):
-        build_flow_estimator("pwcnet")
-    with pytest.raises(FlowError, match="preset"):
-        build_flow_estimator("dis:turbo")
+    with pytest.raises(SpecError, match="raft_small"):
+        FLOW_ESTIMATORS.build("pwcnet")
+    with pytest.raises(SpecError, match="preset"):
+        FLOW_ESTIMATORS.build("dis:turbo")
     with pytest.raises(FlowError, match="same size"):
-        build_flow_estimator("dis")(np.zeros((32, 32), np.uint8), np.zeros((32, 40), np.uint8))
+        FLOW_ESTIMATORS.build("dis")(np.zeros((32, 32), np.uint8), np.zeros((32, 40), np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +58,7 @@ def raft() -> RAFTFlow:
 def test_raft_refuses_random_init_without_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(FlowError, match="allow_random_init"):
-        build_flow_estimator("raft_small")
+        FLOW_ESTIMATORS.build("raft_small")
 
 
 @pytest.mark.parametrize("shape", [(100, 150), (130, 201)])
@@ -92,11 +88,11 @@ def test_raft_small_input_flow_is_rescaled_to_input_pixels(raft):
 def test_raft_loads_a_local_weights_file(raft, tmp_path):
     path = tmp_path / "raft_small.pth"
     torch.save(raft.model.state_dict(), path)
-    loaded = build_flow_estimator("raft_small", weights=path, device="cpu", num_flow_updates=2)
+    loaded = FLOW_ESTIMATORS.build("raft_small", weights=path, device="cpu", num_flow_updates=2)
     assert loaded.info()["source"] == str(path) and len(loaded.info()["sha256"]) == 64
     rng = np.random.default_rng(3)
     a = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
     np.testing.assert_allclose(loaded(a, a[::-1]), raft(a, a[::-1]), atol=1e-5)
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(FlowError, match="bad.pth"):
-        build_flow_estimator("raft_small", weights=tmp_path / "bad.pth")
+        FLOW_ESTIMATORS.build("raft_small", weights=tmp_path / "bad.pth")

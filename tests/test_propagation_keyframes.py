@@ -8,12 +8,11 @@ import pytest
 from endobench.propagation.keyframes import (
     Adaptive,
     AdaptiveConfig,
-    KeyframeSpecError,
     KeyframeState,
     appearance_drift,
-    build_keyframe_policy,
     thumbnail,
 )
+from endobench.registry import KEYFRAME_POLICIES, SpecError
 
 
 def S(since: int, conf=None, drift=None, recent: int = 0) -> KeyframeState:
@@ -21,7 +20,7 @@ def S(since: int, conf=None, drift=None, recent: int = 0) -> KeyframeState:
 
 
 def test_first_every_all():
-    first, every, every_all = (build_keyframe_policy(s) for s in ("first", "every:3", "all"))
+    first, every, every_all = (KEYFRAME_POLICIES.build(s) for s in ("first", "every:3", "all"))
     assert first.decide(0, S(0)) and not first.decide(5, S(5, conf=0.0, drift=1.0))
     assert [every.decide(t, S(t % 3 or 3 if t else 0)) for t in range(7)] == [
         True, False, False, True, False, False, True,
@@ -34,7 +33,7 @@ def test_first_every_all():
 
 
 def test_adaptive_thresholds_gap_and_budget():
-    pol = build_keyframe_policy("adaptive:confidence=0.6,drift=0.3,min_gap=4,budget=2")
+    pol = KEYFRAME_POLICIES.build("adaptive:confidence=0.6,drift=0.3,min_gap=4,budget=2")
     assert isinstance(pol, Adaptive) and pol.needs_confidence and pol.needs_drift
     assert pol.decide(0, S(0))
     assert not pol.decide(10, S(5, conf=0.7, drift=0.1))  # confident, no drift
@@ -48,14 +47,14 @@ def test_adaptive_thresholds_gap_and_budget():
 
 
 def test_adaptive_short_forms_and_disabled_criteria():
-    default = build_keyframe_policy("adaptive")
+    default = KEYFRAME_POLICIES.build("adaptive")
     assert default.config == AdaptiveConfig()
-    thresh = build_keyframe_policy("adaptive:0.8")
+    thresh = KEYFRAME_POLICIES.build("adaptive:0.8")
     assert thresh.config.confidence == 0.8 and thresh.config.drift == AdaptiveConfig().drift
-    conf_only = build_keyframe_policy("adaptive:drift=none")
+    conf_only = KEYFRAME_POLICIES.build("adaptive:drift=none")
     assert not conf_only.needs_drift and conf_only.needs_confidence
     assert not conf_only.decide(9, S(9, conf=0.9, drift=1.0))
-    assert build_keyframe_policy(conf_only.spec).config == conf_only.config  # spec round-trips
+    assert KEYFRAME_POLICIES.build(conf_only.spec).config == conf_only.config  # spec round-trips
 
 
 @pytest.mark.parametrize(
@@ -74,8 +73,8 @@ def test_adaptive_short_forms_and_disabled_criteria():
     ],
 )
 def test_spec_errors(spec, match):
-    with pytest.raises(KeyframeSpecError, match=match):
-        build_keyframe_policy(spec)
+    with pytest.raises(SpecError, match=match):
+        KEYFRAME_POLICIES.build(spec)
 
 
 def test_appearance_drift_values():

@@ -115,3 +115,39 @@ def test_builtin_modules_load_on_first_lookup(tmp_path, monkeypatch) -> None:
 
 
 LAZY: Registry
+
+
+def test_registration_order_and_check() -> None:
+    reg: Registry = Registry("backbone", "test backbones", sort=False)
+    for name in ("small", "base", "large"):
+        reg.register(name, name.upper(), description=f"{name} model")
+    assert reg.names() == ["small", "base", "large"]  # listed as the module presents them
+    assert reg.forms() == "small | base | large"
+    assert reg.check("base") == "base"
+    with pytest.raises(RegistryError) as err:
+        reg.check("huge")
+    assert str(err.value) == "unknown backbone 'huge'; expected one of small, base, large"
+    with pytest.raises(RegistryError, match="^unknown format 'huge'; expected one of small"):
+        reg.check("huge", "format")
+    with pytest.raises(SpecError, match="expected a string"):
+        reg.build(7)  # not a spec string: the same one-line error as parse
+
+
+def test_a_name_unknown_to_another_registry_is_that_registrys_error() -> None:
+    backbones: Registry = Registry("backbone", "test backbones", sort=False)
+    backbones.register("small", "S")
+
+    class AffinityOptions(BaseModel):
+        backbone: str
+
+        @field_validator("backbone")
+        @classmethod
+        def _known(cls, value: str) -> str:
+            return backbones.check(value)
+
+    propagators: Registry = Registry("propagator", "test propagators")
+    propagators.register("affinity", lambda o: o.backbone, options=AffinityOptions)
+    assert propagators.build("affinity:small") == "small"
+    with pytest.raises(SpecError) as err:
+        propagators.parse("affinity:huge")
+    assert str(err.value) == "unknown backbone 'huge'; expected one of small"

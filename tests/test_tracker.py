@@ -18,10 +18,10 @@ from endobench.propagation import (
     FlowEstimator,
     FlowPropagator,
     FusionConfig,
-    build_keyframe_policy,
     build_propagator,
     track,
 )
+from endobench.registry import KEYFRAME_POLICIES
 
 
 def texture(h: int, w: int, seed: int, sigma: float = 1.5) -> np.ndarray:
@@ -96,7 +96,7 @@ def test_long_lazy_clip_streams_with_bounded_memory():
 
     prop = FlowPropagator(SlideFlow(clip), confidence="none")
     tracemalloc.start()
-    result = track(clip, prop, build_keyframe_policy("every:1000"), progress=False, sink=sink)
+    result = track(clip, prop, KEYFRAME_POLICIES.build("every:1000"), progress=False, sink=sink)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert count == n and result.masks == [] and len(result.confidence) == n
@@ -109,7 +109,7 @@ def test_long_lazy_clip_streams_with_bounded_memory():
 def test_multi_object_exact_with_scripted_flow_and_timings():
     clip = MovingClip(12, speed=1)
     result = track(
-        clip, FlowPropagator(SlideFlow(clip), confidence="none"), build_keyframe_policy("first"),
+        clip, FlowPropagator(SlideFlow(clip), confidence="none"), KEYFRAME_POLICIES.build("first"),
         progress=False,
     )  # fmt: skip
     for t in range(12):
@@ -122,14 +122,19 @@ def test_multi_object_exact_with_scripted_flow_and_timings():
 def test_gt_mode_errors_and_deferral_to_next_annotated_frame():
     sparse = MovingClip(13, annotated=range(0, 13, 2))
     result = track(
-        sparse, FlowPropagator(SlideFlow(sparse)), build_keyframe_policy("every:3"), progress=False
+        sparse,
+        FlowPropagator(SlideFlow(sparse)),
+        KEYFRAME_POLICIES.build("every:3"),
+        progress=False,
     )
     assert result.keyframes == [0, 4, 8, 12]
     late = MovingClip(5, annotated=[2, 4])
     with pytest.raises(ValueError, match="frame 0 .*no ground-truth"):
-        track(late, FlowPropagator(SlideFlow(late)), build_keyframe_policy("first"), progress=False)
+        track(
+            late, FlowPropagator(SlideFlow(late)), KEYFRAME_POLICIES.build("first"), progress=False
+        )
     with pytest.raises(ValueError, match="segmenter"):
-        track(late, FlowPropagator(SlideFlow(late)), build_keyframe_policy("first"),
+        track(late, FlowPropagator(SlideFlow(late)), KEYFRAME_POLICIES.build("first"),
               keyframe_source="model", progress=False)  # fmt: skip
 
 
@@ -158,14 +163,14 @@ def test_model_keyframes_and_fusion_run_the_segmenter():
     clip = MovingClip(10)
     seg = BrightSegmenter(clip)
     result = track(
-        clip, FlowPropagator(SlideFlow(clip)), build_keyframe_policy("every:5"), segmenter=seg,
+        clip, FlowPropagator(SlideFlow(clip)), KEYFRAME_POLICIES.build("every:5"), segmenter=seg,
         keyframe_source="model", progress=False,
     )  # fmt: skip
     assert seg.calls == 2 and result.keyframes == [0, 5]
     assert all(set(np.unique(m)) <= {0, 1} for m in result.masks)
     seg2 = BrightSegmenter(clip)
     fused = track(
-        clip, FlowPropagator(SlideFlow(clip)), build_keyframe_policy("first"), segmenter=seg2,
+        clip, FlowPropagator(SlideFlow(clip)), KEYFRAME_POLICIES.build("first"), segmenter=seg2,
         fusion=FusionConfig(), keyframe_source="model", progress=False,
     )  # fmt: skip
     assert seg2.calls == 10 and fused.timings["segment"] > 0
@@ -183,7 +188,7 @@ def test_adaptive_resegments_at_a_scene_cut():
         lambda i: np.pad(np.ones((8, 8), np.uint8), ((10, 30), (20, 36))),
         range(n), {1: "x"},
     )  # fmt: skip
-    policy = build_keyframe_policy("adaptive:confidence=none,drift=0.25,min_gap=3")
+    policy = KEYFRAME_POLICIES.build("adaptive:confidence=none,drift=0.25,min_gap=3")
     result = track(clip, build_propagator("flow:dis"), policy, progress=False)
     assert result.keyframes == [0, 12]
 
@@ -204,7 +209,7 @@ def davis_scores(davis_registry: Path) -> dict[str, pd.DataFrame]:
     for spec in ("copy", "flow:dis"):
         frames = []
         for clip in clips:
-            result = track(clip, build_propagator(spec), build_keyframe_policy("every:10"),
+            result = track(clip, build_propagator(spec), KEYFRAME_POLICIES.build("every:10"),
                            progress=False)  # fmt: skip
             gts = [clip.mask(t) for t in range(len(clip))]
             frames.append(evaluate_sequence(gts, result.masks, sequence=clip.name))
@@ -232,8 +237,8 @@ def test_synthetic_camera_motion_first_frame_propagation_keeps_j(seed):
     )  # fmt: skip
     clip = generate_clip(config, seed)
     flow = track(clip, build_propagator("flow:dis:medium", fov=clip.fov_mask),
-                 build_keyframe_policy("first"), progress=False)  # fmt: skip
-    copy = track(clip, build_propagator("copy"), build_keyframe_policy("first"), progress=False)
+                 KEYFRAME_POLICIES.build("first"), progress=False)  # fmt: skip
+    copy = track(clip, build_propagator("copy"), KEYFRAME_POLICIES.build("first"), progress=False)
     j_flow = np.array([jaccard(clip.mask(t) == 1, flow.masks[t] == 1) for t in range(1, 31)])
     j_copy = np.array([jaccard(clip.mask(t) == 1, copy.masks[t] == 1) for t in range(1, 31)])
     print(

@@ -15,16 +15,13 @@ from endobench.metrics import evaluate_sequence, summarize
 from endobench.propagation import (
     FlowEstimator,
     FlowPropagator,
-    PropagationSpecError,
     Tracker,
-    build_keyframe_policy,
+    build_propagator,
     fuse_bidirectional,
-    parse_keyframe_spec,
-    parse_propagation_spec,
     track,
     track_clips,
 )
-from endobench.propagation.keyframes import KeyframeSpecError
+from endobench.registry import KEYFRAME_POLICIES, PROPAGATORS, SpecError
 
 
 def test_fuse_bidirectional_hand_computed():
@@ -50,7 +47,7 @@ def test_fuse_bidirectional_hand_computed():
 def test_tracker_step_is_the_cutie_shape():
     clip = MovingClip(6)
     tracker = Tracker(
-        FlowPropagator(SlideFlow(clip), confidence="none"), build_keyframe_policy("every:4"),
+        FlowPropagator(SlideFlow(clip), confidence="none"), KEYFRAME_POLICIES.build("every:4"),
         class_ids=[1, 2, 3],
     )  # fmt: skip
     results = [tracker.step(clip.frame(t), clip.mask(t)) for t in range(6)]
@@ -84,7 +81,7 @@ def test_bidirectional_exact_fills_what_forward_cannot_see():
     # the left none backward; fused, every pixel of every frame is exact.
     # Between keyframes 40 and 48 an object enters on the right (world columns 74-81).
     clip = MovingClip(49)
-    policy = build_keyframe_policy("list:0,40,48")
+    policy = KEYFRAME_POLICIES.build("list:0,40,48")
 
     def prop():
         return FlowPropagator(ExactSlideFlow(clip), confidence="none")
@@ -106,7 +103,7 @@ def test_bidirectional_streams_with_bounded_memory_and_flushes_forward_only():
     seen: list[int] = []
     tracemalloc.start()
     result = track(
-        clip, FlowPropagator(SlideFlow(clip), confidence="none"), build_keyframe_policy("first"),
+        clip, FlowPropagator(SlideFlow(clip), confidence="none"), KEYFRAME_POLICIES.build("first"),
         progress=False, sink=lambda t, m: seen.append(t),
         backward=FlowPropagator(SlideFlow(clip), confidence="none"), max_gap=16,
     )  # fmt: skip
@@ -117,24 +114,24 @@ def test_bidirectional_streams_with_bounded_memory_and_flushes_forward_only():
 
 
 def test_list_spec_and_parse_errors_are_user_errors():
-    policy = parse_keyframe_spec("list:0,12,30")
+    policy = KEYFRAME_POLICIES.build("list:0,12,30")
     assert policy.spec == "list:0,12,30"
     assert [t for t in range(40) if policy.decide(t, None)] == [0, 12, 30]
-    assert parse_keyframe_spec("list:5").decide(0, None)  # frame 0 always
+    assert KEYFRAME_POLICIES.build("list:5").decide(0, None)  # frame 0 always
     for bad in ("list:", "list:3,2", "list:a,b", "list:-1", "every:0", 7):
-        with pytest.raises(KeyframeSpecError) as err:
-            parse_keyframe_spec(bad)
+        with pytest.raises(SpecError) as err:
+            KEYFRAME_POLICIES.build(bad)
         assert isinstance(err.value, UserError) and "\n" not in str(err.value)
-    assert str(parse_propagation_spec("flow:dis")) == "flow:dis:ultrafast"
-    assert str(parse_propagation_spec("affinity:dinov2_vits14")) == "affinity:dinov2_vits14"
+    assert build_propagator("flow:dis").name == "flow:dis:ultrafast"
+    assert PROPAGATORS.parse("affinity:dinov2_vits14").options.backbone == "dinov2_vits14"
     for bad in ("flow:pwc", "flow:dis:turbo", "affinity:", "optical", "copy:x"):
-        with pytest.raises(PropagationSpecError):
-            parse_propagation_spec(bad)
+        with pytest.raises(SpecError):
+            PROPAGATORS.parse(bad)
 
 
 def test_list_keyframes_deferred_to_annotated_frames():
     sparse = MovingClip(13, annotated=range(0, 13, 2))
-    result = track(sparse, FlowPropagator(SlideFlow(sparse)), build_keyframe_policy("list:0,5,8"),
+    result = track(sparse, FlowPropagator(SlideFlow(sparse)), KEYFRAME_POLICIES.build("list:0,5,8"),
                    progress=False)  # fmt: skip
     assert result.keyframes == [0, 6, 8]
 

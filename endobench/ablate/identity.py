@@ -155,12 +155,12 @@ class IdentityResolver:
             import timm
             from huggingface_hub import try_to_load_from_cache
 
-            from endobench.models.backbones import BACKBONES
             from endobench.models.weights import HUB_FILENAMES
+            from endobench.registry import BACKBONES, RegistryError
 
-            spec = BACKBONES[str(params[BACKBONE_PARAM])]
+            spec = BACKBONES.get(str(params[BACKBONE_PARAM])).obj
             cfg = timm.models.get_pretrained_cfg(spec.timm_name)
-        except (KeyError, AttributeError, ImportError, RuntimeError):
+        except (KeyError, RegistryError, AttributeError, ImportError, RuntimeError):
             return None, None
         hub_id = cfg.hf_hub_id if cfg is not None else None
         if hub_id is None:

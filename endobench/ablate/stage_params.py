@@ -4,9 +4,10 @@
 values) with the model of its notebook, chosen by file name: ``02_train_segmentation`` ->
 :class:`endobench.train.TrainConfig` (the notebook builds one from its parameters; its
 ``augmentation`` is the config's ``augment``), ``03_propagate_track`` -> :class:`TrackParams`.
-Registered names are checked too: backbones (``endobench.models.BACKBONES``), heads,
-augmentation presets, propagation specs and keyframe policies (with the parsers of
-``endobench.propagation``). Other notebooks are not checked beyond their parameter names.
+Registered names are checked too, by the registries of ``endobench.registry`` (plugins
+included): backbones, heads, augmentation presets, propagation specs (``PROPAGATORS.parse``)
+and keyframe policies (``KEYFRAME_POLICIES.parse``). Other notebooks are not checked beyond
+their parameter names.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from endobench.errors import UserError, validation_message
+from endobench.registry import BACKBONES, KEYFRAME_POLICIES, PROPAGATORS
 
 # Notebook parameter of 02 -> TrainConfig field, where the names differ.
 TRAIN_FIELD_OF_PARAM = {"augmentation": "augment", "run_dir": "out_dir"}
@@ -25,32 +27,6 @@ TRAIN_FIELD_OF_PARAM = {"augmentation": "augment", "run_dir": "out_dir"}
 
 class StageParamsError(UserError, ValueError):
     """A stage parameter of a run is invalid (the message names field, value, what is allowed)."""
-
-
-def check_backbone(name: str) -> str:
-    """``name`` if it is a registered backbone, else ValueError listing them."""
-    from endobench.models.backbones import BACKBONES
-
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
-    return name
-
-
-def check_propagation(spec: str) -> str:
-    """``spec`` if ``endobench.propagation`` accepts it (networks are not built here)."""
-    from endobench.propagation import FLOW_METHODS, build_propagator
-
-    kind, _, arg = spec.strip().partition(":")
-    if kind.lower() == "affinity" and arg:
-        check_backbone(arg)
-    elif kind.lower() == "flow" and arg.startswith("raft"):
-        if arg not in FLOW_METHODS:
-            raise ValueError(
-                f"propagation {spec!r}: expected one of flow:{', flow:'.join(FLOW_METHODS)}"
-            )
-    else:
-        build_propagator(spec)  # flow:dis / flow:farneback / copy: cheap to build
-    return spec
 
 
 class TrackParams(BaseModel):
@@ -79,14 +55,13 @@ class TrackParams(BaseModel):
     @field_validator("propagation")
     @classmethod
     def _known_propagation(cls, value: str) -> str:
-        return check_propagation(value)
+        PROPAGATORS.parse(value)  # nothing is built: no network is loaded here
+        return value
 
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, value: str) -> str:
-        from endobench.propagation import build_keyframe_policy
-
-        build_keyframe_policy(value)
+        KEYFRAME_POLICIES.parse(value)
         return value
 
 
@@ -99,7 +74,7 @@ def _validate_train(params: dict[str, Any]) -> None:
     fields = {k: v for k, v in fields.items() if k in TrainConfig.model_fields}
     config = TrainConfig.model_validate(fields)
     try:
-        check_backbone(config.backbone)
+        BACKBONES.check(config.backbone)
     except ValueError as err:
         raise _FieldError("backbone", config.backbone, str(err)) from None
 

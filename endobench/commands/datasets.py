@@ -19,7 +19,13 @@ from endobench.errors import UserError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``datasets`` and its three actions."""
-    parser = subparsers.add_parser("datasets", help="list, check and preview registered datasets")
+    from endobench.registry import READERS
+
+    parser = subparsers.add_parser(
+        "datasets",
+        help="list, check and preview registered datasets",
+        description=f"Dataset entries name a format: {', '.join(READERS.names())}.",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -25,7 +25,12 @@ WRITE_QUEUE = 8
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``endobench track``."""
+    """Register ``endobench track`` (spec forms and choices come from the registries)."""
+    from typing import get_args
+
+    from endobench.propagation.flow_propagation import ConfidenceMode
+    from endobench.registry import FLOW_ESTIMATORS, KEYFRAME_POLICIES, PROPAGATORS
+
     p = subparsers.add_parser(
         "track",
         help="propagate masks from keyframes through video clips (DAVIS-layout output)",
@@ -41,12 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--propagation",
         default="flow:dis",
-        help="flow:dis | flow:dis:PRESET | flow:farneback | flow:raft_small | flow:raft_large | "
-        "affinity:BACKBONE | copy (default flow:dis)",
+        help=f"{PROPAGATORS.forms()}; METHOD: {FLOW_ESTIMATORS.forms()} (default flow:dis)",
     )
     p.add_argument(
         "--keyframes", default="every:10",
-        help="first | every:K | list:I,J,... | adaptive[:THRESH] | all (default every:10)",
+        help=f"{KEYFRAME_POLICIES.forms()} (default every:10)",
     )  # fmt: skip
     p.add_argument("--keyframe-source", choices=("gt", "model"), default="gt")
     p.add_argument(
@@ -62,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="allow untrained RAFT / backbone weights (plumbing tests only)",
     )  # fmt: skip
     p.add_argument(
-        "--flow-confidence", choices=("photometric", "forward_backward", "none"),
+        "--flow-confidence", choices=get_args(ConfidenceMode),
         default="photometric", help="how flow propagation measures its confidence",
     )  # fmt: skip
     p.add_argument(
@@ -184,19 +188,18 @@ def run(args: argparse.Namespace) -> int:
     from endobench.data.errors import DataError
     from endobench.io_utils import atomic_write_json
     from endobench.propagation.fusion import FusionConfig
-    from endobench.propagation.keyframes import parse_keyframe_spec
-    from endobench.propagation.specs import parse_propagation_spec
     from endobench.propagation.track_clips import track_clips
+    from endobench.registry import KEYFRAME_POLICIES, PROPAGATORS
 
     def flag(name: str, exc: UserError) -> UserError:
         return UserError(f"{name}: {exc}")
 
     try:
-        policy = parse_keyframe_spec(args.keyframes)
+        policy = KEYFRAME_POLICIES.build(args.keyframes)
     except UserError as exc:
         raise flag("--keyframes", exc) from None
     try:
-        parse_propagation_spec(args.propagation)
+        PROPAGATORS.parse(args.propagation)
     except UserError as exc:
         raise flag("--propagation", exc) from None
     if args.keyframe_source == "model" and args.checkpoint is None:

@@ -43,7 +43,9 @@ FLAG_FIELDS = {
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``train``."""
+    """Register ``train`` (backbone and head choices come from the registries)."""
+    from endobench.registry import BACKBONES, HEADS
+
     p = subparsers.add_parser(
         "train",
         help="train a segmentation head on a backbone (writes best.pt, last.pt, metrics.csv)",
@@ -64,8 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="dataset override, e.g. --set num_clips=4 (repeatable; VALUE parsed as YAML)",
     )
-    p.add_argument("--backbone", help="backbone name, e.g. dinov2_vits14")
-    p.add_argument("--head", choices=["linear", "fusion"])
+    p.add_argument("--backbone", choices=BACKBONES.names(), metavar="NAME",
+                   help=f"registered backbone: {', '.join(BACKBONES.names())}")  # fmt: skip
+    p.add_argument("--head", choices=HEADS.names())
     p.add_argument("--augment", choices=preset_names())
     p.add_argument("--epochs", type=int)
     p.add_argument("--out", type=Path, help="output directory (default: results/train)")

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from endobench.data.clip import Clip
 from endobench.data.dataset import Dataset, OnError
 from endobench.data.errors import DataError, Problem
-from endobench.data.readers import FORMATS, READERS, SYNTHETIC_FORMAT
-from endobench.data.readers.base import ClipSpec, ScanResult, build_clips
+from endobench.data.readers import SYNTHETIC_FORMAT
+from endobench.data.readers.base import ClipSpec, ReaderOptions, ScanResult, build_clips
 from endobench.data.readers.synthetic import (
     SyntheticOptions,
     open_synthetic,
@@ -41,6 +41,7 @@ from endobench.data.readers.synthetic import (
 )
 from endobench.data.targets import TargetSpec, build_label_lut
 from endobench.errors import UserError
+from endobench.registry import READERS
 from endobench.safe_yaml import YamlError, load_yaml_file
 
 ENV_VAR = "ENDOBENCH_DATASETS"
@@ -73,9 +74,7 @@ class DatasetEntry(BaseModel):
     @field_validator("format")
     @classmethod
     def _known_format(cls, value: str) -> str:
-        if value not in FORMATS:
-            raise ValueError(f"unknown format {value!r}; expected one of {', '.join(FORMATS)}")
-        return value
+        return READERS.check(value, "format")
 
     @field_validator("classes")
     @classmethod
@@ -165,11 +164,7 @@ class Registry:
             entry = DatasetEntry.model_validate(dict(raw))
         except ValidationError as exc:
             raise RegistryError(_format_validation(exc, where)) from None
-        options_model = (
-            SyntheticOptions
-            if entry.format == SYNTHETIC_FORMAT
-            else READERS[entry.format].options_model
-        )
+        options_model = READERS.get(entry.format).options or ReaderOptions
         try:
             options_model.model_validate(entry.options())
         except ValidationError as exc:
@@ -263,8 +258,9 @@ class Registry:
         assert root is not None  # _validate requires a root for file formats
         if not root.is_dir():
             raise DataError(root, f"dataset root folder not found ({where}, field root)")
-        reader_cls = READERS[entry.format]
-        reader = reader_cls(root, reader_cls.options_model.model_validate(entry.options()))
+        reader_entry = READERS.get(entry.format)
+        options = (reader_entry.options or ReaderOptions).model_validate(entry.options())
+        reader = reader_entry.obj(root, options)
         scan = reader.scan()
         if split is not None:
             scan = _select_split(scan, self._split_names(name, entry, root, split), where, split)

@@ -27,53 +27,87 @@ from endobench.models.weights import (
     resolve_hub_file,
     state_sha256,
 )
+from endobench.registry import BACKBONES
 
 BackboneKind = Literal["vit", "cnn"]
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """One registry entry: the timm model (with pretrained tag) and how to read features from it."""
+    """One registered backbone: the timm model (with pretrained tag) and how to read features.
+
+    Registered as ``BACKBONES.register(name, BackboneSpec(...))``; ``description`` is the one
+    line that listings show.
+    """
 
     timm_name: str
     kind: BackboneKind
     description: str
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    "dinov2_vits14": BackboneSpec(
-        "vit_small_patch14_dinov2.lvd142m", "vit", "DINOv2 ViT-S/14 (self-supervised, LVD-142M)"
-    ),
-    "dinov2_vitb14": BackboneSpec(
-        "vit_base_patch14_dinov2.lvd142m", "vit", "DINOv2 ViT-B/14 (self-supervised, LVD-142M)"
-    ),
-    "dinov2_vitl14": BackboneSpec(
-        "vit_large_patch14_dinov2.lvd142m", "vit", "DINOv2 ViT-L/14 (self-supervised, LVD-142M)"
-    ),
-    "dinov2_vitg14": BackboneSpec(
-        "vit_giant_patch14_dinov2.lvd142m", "vit", "DINOv2 ViT-g/14 (self-supervised, LVD-142M)"
-    ),
-    "dinov2_vits14_reg4": BackboneSpec(
-        "vit_small_patch14_reg4_dinov2.lvd142m", "vit", "DINOv2 ViT-S/14 with 4 registers"
-    ),
-    "dinov2_vitb14_reg4": BackboneSpec(
-        "vit_base_patch14_reg4_dinov2.lvd142m", "vit", "DINOv2 ViT-B/14 with 4 registers"
-    ),
-    "dinov2_vitl14_reg4": BackboneSpec(
-        "vit_large_patch14_reg4_dinov2.lvd142m", "vit", "DINOv2 ViT-L/14 with 4 registers"
-    ),
-    "dinov2_vitg14_reg4": BackboneSpec(
-        "vit_giant_patch14_reg4_dinov2.lvd142m", "vit", "DINOv2 ViT-g/14 with 4 registers"
-    ),
-    "vit_small_in1k": BackboneSpec(
-        "vit_small_patch16_224.augreg_in21k_ft_in1k",
-        "vit",
-        "supervised ViT-S/16 (ImageNet-21k pretrain, ImageNet-1k fine-tune)",
-    ),
-    "resnet50": BackboneSpec(
-        "resnet50.a1_in1k", "cnn", "supervised ResNet-50 (ImageNet-1k, timm A1 recipe)"
-    ),
-}
+def _register(name: str, timm_name: str, kind: BackboneKind, description: str) -> None:
+    """Register ``name`` (``BACKBONES.get(name).obj`` is its :class:`BackboneSpec`)."""
+    BACKBONES.register(name, BackboneSpec(timm_name, kind, description), description=description)
+
+
+# Listed in this order (small to large, then the supervised references).
+_register(
+    "dinov2_vits14",
+    "vit_small_patch14_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-S/14 (self-supervised, LVD-142M)",
+)
+_register(
+    "dinov2_vitb14",
+    "vit_base_patch14_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-B/14 (self-supervised, LVD-142M)",
+)
+_register(
+    "dinov2_vitl14",
+    "vit_large_patch14_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-L/14 (self-supervised, LVD-142M)",
+)
+_register(
+    "dinov2_vitg14",
+    "vit_giant_patch14_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-g/14 (self-supervised, LVD-142M)",
+)
+_register(
+    "dinov2_vits14_reg4",
+    "vit_small_patch14_reg4_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-S/14 with 4 registers",
+)
+_register(
+    "dinov2_vitb14_reg4",
+    "vit_base_patch14_reg4_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-B/14 with 4 registers",
+)
+_register(
+    "dinov2_vitl14_reg4",
+    "vit_large_patch14_reg4_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-L/14 with 4 registers",
+)
+_register(
+    "dinov2_vitg14_reg4",
+    "vit_giant_patch14_reg4_dinov2.lvd142m",
+    "vit",
+    "DINOv2 ViT-g/14 with 4 registers",
+)
+_register(
+    "vit_small_in1k",
+    "vit_small_patch16_224.augreg_in21k_ft_in1k",
+    "vit",
+    "supervised ViT-S/16 (ImageNet-21k pretrain, ImageNet-1k fine-tune)",
+)
+_register(
+    "resnet50", "resnet50.a1_in1k", "cnn", "supervised ResNet-50 (ImageNet-1k, timm A1 recipe)"
+)
 
 # ResNet stages as timm's forward_intermediates numbers them: 0 = stem (stride 2), 1..4 = layer1..4.
 _CNN_STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -273,7 +307,7 @@ def build_backbone(
 ) -> Backbone:
     """Build a registered backbone with an explicit weights choice.
 
-    name: a key of ``BACKBONES``.
+    name: a registered backbone (``endobench.registry.BACKBONES``).
     pretrained: ``True`` -> timm's checkpoint from the Hugging Face cache (downloaded if online);
         ``False`` -> random initialisation. ``None`` requires ``weights``.
     weights: path to a local timm state dict or Meta DINOv2 checkpoint (exclusive with ``pretrained``).
@@ -286,10 +320,7 @@ def build_backbone(
     model_kwargs: timm architecture overrides (e.g. ``depth=2, embed_dim=64`` for tiny test models);
         recorded in the weights provenance.
     """
-    if name not in BACKBONES:
-        raise ValueError(
-            f"backbone {name!r} is not registered; expected one of {sorted(BACKBONES)}"
-        )
+    spec: BackboneSpec = BACKBONES.get(name).obj
     if weights is not None and pretrained is not None:
         raise ValueError(
             f"backbone {name}: give either weights=PATH or pretrained=True/False, not both "
@@ -301,7 +332,6 @@ def build_backbone(
             "cache), weights=PATH (local timm or Meta DINOv2 checkpoint), or pretrained=False "
             "(random initialisation)"
         )
-    spec = BACKBONES[name]
     kwargs = dict(model_kwargs or {})
     create_kwargs = dict(kwargs, num_classes=0)
     if spec.kind == "vit":

@@ -3,6 +3,7 @@
 Every head is called as ``head(features, out_size)`` with ``features`` a list of ``B x C_i x h_i x w_i``
 maps (shallow to deep, as :meth:`Backbone.forward_features` returns them) and returns
 ``B x num_classes x out_size`` logits. Binary tasks use ``num_classes = 2`` (background, foreground).
+Heads are registered in ``endobench.registry.HEADS`` (listing: ``endobench list heads``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from endobench.registry import HEADS
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -146,7 +149,8 @@ class FusionHead(nn.Module):
         return _resize(self.classifier(y), out_size)
 
 
-HEADS: dict[str, type[nn.Module]] = {"linear": LinearHead, "fusion": FusionHead}
+HEADS.register("linear", LinearHead)
+HEADS.register("fusion", FusionHead)
 
 
 def _check_head_args(in_channels: Sequence[int], num_classes: int) -> None:
@@ -159,10 +163,12 @@ def _check_head_args(in_channels: Sequence[int], num_classes: int) -> None:
 
 
 def build_head(name: str, in_channels: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
-    """``"linear"`` or ``"fusion"`` head for levels of ``in_channels`` channels (``backbone.embed_dims``).
+    """A registered head (``linear``, ``fusion``, plugins) for levels of ``in_channels`` channels
+    (``backbone.embed_dims``).
 
-    Extra keyword arguments go to the head (``width``, ``se_reduction`` for the fusion head).
+    Every head is registered as a class (or factory) called ``cls(in_channels, num_classes,
+    **kwargs)``; extra keyword arguments go to it (``width``, ``se_reduction`` for the fusion
+    head). An unknown name is a :class:`~endobench.registry.RegistryError` listing the heads.
     """
-    if name not in HEADS:
-        raise ValueError(f"head {name!r} is not registered; expected one of {sorted(HEADS)}")
-    return HEADS[name](in_channels, num_classes, **kwargs)
+    head: nn.Module = HEADS.get(name).obj(in_channels, num_classes, **kwargs)
+    return head

@@ -1,15 +1,18 @@
-"""Propagation: optical flow and feature affinity, keyframe policies, temporal fusion, tracker."""
+"""Propagation: optical flow and feature affinity, keyframe policies, temporal fusion, tracker.
+
+Build the extension points from their registries (``endobench.registry``):
+``FLOW_ESTIMATORS.build("dis:fast")``, ``KEYFRAME_POLICIES.build("every:10")``,
+``PROPAGATORS.build("flow:dis", PropagatorContext(...))`` or ``build_propagator("flow:dis")``.
+"""
 
 from endobench.propagation.base import PropagationStep, Propagator, Segmenter, one_hot
 from endobench.propagation.bidirectional import Bidirectional, fuse_bidirectional
 from endobench.propagation.flow import (
-    FLOW_METHODS,
     DISFlow,
     FarnebackFlow,
     FlowError,
     FlowEstimator,
     RAFTFlow,
-    build_flow_estimator,
     to_gray,
 )
 from endobench.propagation.flow_propagation import CopyLastPropagator, FlowPropagator
@@ -27,29 +30,18 @@ from endobench.propagation.keyframes import (
     EveryK,
     FirstFrame,
     KeyframePolicy,
-    KeyframeSpecError,
     KeyframeState,
     ListedFrames,
     appearance_drift,
-    build_keyframe_policy,
-    parse_keyframe_spec,
     thumbnail,
 )
-from endobench.propagation.specs import (
-    PropagationSpec,
-    PropagationSpecError,
-    parse_flow_confidence,
-    parse_propagation_spec,
-)
-from endobench.propagation.track_clips import track_and_score, track_clips
-from endobench.propagation.tracker import (
-    FrameResult,
-    Tracker,
-    TrackResult,
+from endobench.propagation.propagators import (
+    PropagatorContext,
     build_propagator,
     describe_propagator,
-    track,
 )
+from endobench.propagation.track_clips import track_and_score, track_clips
+from endobench.propagation.tracker import FrameResult, Tracker, TrackResult, track
 from endobench.propagation.warp import (
     WarpError,
     forward_backward_confidence,
@@ -81,20 +73,14 @@ __all__ = [
     "Bidirectional",
     "FrameResult",
     "ListedFrames",
-    "PropagationSpec",
-    "PropagationSpecError",
     "Tracker",
     "fuse_bidirectional",
-    "parse_flow_confidence",
-    "parse_keyframe_spec",
-    "parse_propagation_spec",
     "track_and_score",
     "track_clips",
     "AffinityConfig",
     "AffinityPropagator",
     "FeatureExtractor",
     "build_affinity_propagator",
-    "FLOW_METHODS",
     "Adaptive",
     "AdaptiveConfig",
     "AllFrames",
@@ -108,18 +94,16 @@ __all__ = [
     "FlowPropagator",
     "FusionConfig",
     "KeyframePolicy",
-    "KeyframeSpecError",
     "KeyframeState",
     "PropagationStep",
     "Propagator",
+    "PropagatorContext",
     "RAFTFlow",
     "Segmenter",
     "TemporalFusion",
     "TrackResult",
     "WarpError",
     "appearance_drift",
-    "build_flow_estimator",
-    "build_keyframe_policy",
     "build_propagator",
     "describe_propagator",
     "forward_backward_confidence",

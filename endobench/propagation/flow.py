@@ -10,19 +10,15 @@ Inputs are ``H x W x 3`` uint8 RGB or ``H x W`` uint8 grayscale frames of the sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from endobench.errors import UserError
 from endobench.io_utils import sha256_file
-from endobench.propagation.specs import (  # noqa: F401  (DEFAULT_DIS, FLOW_METHODS re-exported)
-    DEFAULT_DIS,
-    FLOW_METHODS,
-    PropagationSpecError,
-)
-from endobench.propagation.specs import normalise_flow_method as _normalise
+from endobench.registry import FLOW_ESTIMATORS
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -213,19 +209,59 @@ class RAFTFlow(FlowEstimator):
         return np.ascontiguousarray(flow, dtype=np.float32)
 
 
-def build_flow_estimator(method: str, **opts: Any) -> FlowEstimator:
-    """Build an estimator from its spec.
+# --- registration: FLOW_ESTIMATORS.build("dis:fast"), build("raft_small", weights=PATH) ----------
+# Every factory takes the keywords ``weights`` (a local file), ``allow_random_init`` and
+# ``device`` (PROPAGATORS' flow passes them on); estimators without weights refuse a file.
 
-    ``method``: ``"dis:ultrafast" | "dis:fast" | "dis:medium" | "dis"`` (= ``DEFAULT_DIS``),
-    ``"farneback"``, ``"raft_small" | "raft_large"``. ``opts`` go to the estimator's constructor
-    (e.g. ``weights=PATH``, ``allow_random_init=True``, ``device="cuda"`` for RAFT).
-    """
-    try:
-        spec = _normalise(method)
-    except PropagationSpecError as exc:
-        raise FlowError(str(exc)) from None
-    if spec.startswith("dis:"):
-        return DISFlow(spec.split(":", 1)[1], **opts)
-    if spec == "farneback":
-        return FarnebackFlow(**opts)
-    return RAFTFlow(spec.split("_", 1)[1], **opts)
+
+def _no_weights(name: str, weights: str | Path | None) -> None:
+    if weights is not None:
+        raise FlowError(
+            f"flow estimator {name!r} takes no weights file (weights={str(weights)!r}); "
+            "weights apply to RAFT or affinity propagation"
+        )
+
+
+class DISOptions(BaseModel):
+    """``dis:PRESET``; plain ``dis`` is the ultrafast preset (bench/bench_tracking.py: as accurate
+    as ``fast`` on the shared samples, and faster)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["ultrafast", "fast", "medium"] = "ultrafast"
+
+
+@FLOW_ESTIMATORS.register("dis", options=DISOptions, usage="dis | dis:ultrafast|fast|medium")
+def dis(
+    options: DISOptions,
+    weights: str | Path | None = None,
+    allow_random_init: bool = False,
+    device: str | None = None,
+) -> DISFlow:
+    """OpenCV Dense Inverse Search (the fast CPU default)."""
+    _no_weights(f"dis:{options.preset}", weights)
+    return DISFlow(options.preset)
+
+
+@FLOW_ESTIMATORS.register("farneback")
+def farneback(
+    weights: str | Path | None = None,
+    allow_random_init: bool = False,
+    device: str | None = None,
+    **params: Any,
+) -> FarnebackFlow:
+    """OpenCV Farneback polynomial expansion (slow, smooth; a classical reference)."""
+    _no_weights("farneback", weights)
+    return FarnebackFlow(**params)
+
+
+@FLOW_ESTIMATORS.register("raft_small")
+def raft_small(**kwargs: Any) -> RAFTFlow:
+    """torchvision RAFT-small (weights: torch hub cache or weights=PATH; nothing downloaded)."""
+    return RAFTFlow("small", **kwargs)
+
+
+@FLOW_ESTIMATORS.register("raft_large")
+def raft_large(**kwargs: Any) -> RAFTFlow:
+    """torchvision RAFT-large (weights: torch hub cache or weights=PATH; nothing downloaded)."""
+    return RAFTFlow("large", **kwargs)

@@ -1,7 +1,7 @@
 """Keyframe policies: at which frames the tracker re-segments instead of propagating.
 
 A policy is a pure decision ``policy.decide(t, state) -> bool`` on a ``KeyframeState`` that the
-tracker fills; frame 0 is always a keyframe. Specs (``build_keyframe_policy``):
+tracker fills; frame 0 is always a keyframe. Specs (``KEYFRAME_POLICIES.build(spec)``):
 
 - ``first``: frame 0 only (pure propagation);
 - ``every:K``: whenever K frames have passed since the last keyframe (0, K, 2K, ... unless a
@@ -15,27 +15,24 @@ tracker fills; frame 0 is always a keyframe. Specs (``build_keyframe_policy``):
   listed or not, indices are distinct integers >= 0 in increasing order);
 - ``all``: every frame (the segmentation-only upper bound).
 
-``parse_keyframe_spec`` validates a spec without running anything (a grid validator can call it);
-errors are ``KeyframeSpecError``, a ``UserError``.
+``KEYFRAME_POLICIES.parse(spec)`` validates a spec without building anything; errors are
+``endobench.registry.SpecError``, a ``UserError``. A new policy is one decorated factory (see
+CONTRIBUTING.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from endobench.errors import UserError
+from endobench.registry import KEYFRAME_POLICIES
 
 BUDGET_WINDOW = 100  # frames; the adaptive budget counts keyframes per this many frames
 THUMBNAIL_SIZE = 32  # pixels per side of the thumbnails compared by appearance_drift
-
-
-class KeyframeSpecError(UserError, ValueError):
-    """A keyframe policy spec could not be parsed; the message shows the accepted forms."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +57,19 @@ class KeyframeState:
 class KeyframePolicy(Protocol):
     """Decides whether frame ``t`` is a keyframe.
 
-    ``needs_confidence`` / ``needs_drift`` tell the tracker to propagate onto ``t`` / to measure
-    the drift before asking (otherwise it may skip that work on keyframes).
+    ``spec`` is the policy's text in tables and run ids. ``needs_confidence`` / ``needs_drift``
+    tell the tracker to propagate onto ``t`` / to measure the drift before asking (otherwise it
+    may skip that work on keyframes). Read-only: a field or a property implements each.
     """
 
-    spec: str
-    needs_confidence: bool
-    needs_drift: bool
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def needs_confidence(self) -> bool: ...
+
+    @property
+    def needs_drift(self) -> bool: ...
 
     def decide(self, t: int, state: KeyframeState) -> bool:
         """True if frame ``t`` should be segmented (a keyframe)."""
@@ -202,92 +205,84 @@ def appearance_drift(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip((1.0 - zncc) / 2.0, 0.0, 1.0))
 
 
-_FORMS = (
-    "first | every:K | list:I,J,... | adaptive | adaptive:THRESH | "
-    "adaptive:confidence=C,drift=D,min_gap=G,budget=B | all"
-)
+# --- registration ------------------------------------------------------------------------------
+# Registered simplest first: that is the order of listings and of the forms in error messages.
+_LIST_EXAMPLE = "(e.g. list:0,12,30)"
 
 
-def _parse_list(spec: str, args: str) -> ListedFrames:
-    try:
-        frames = tuple(int(item) for item in args.split(","))
-    except ValueError:
-        raise KeyframeSpecError(
-            f"keyframe policy {spec!r}: list:I,J,... needs comma-separated integer frame indices "
-            "(e.g. list:0,12,30)"
-        ) from None
-    if any(f < 0 for f in frames) or any(b <= a for a, b in zip(frames, frames[1:], strict=False)):
-        raise KeyframeSpecError(
-            f"keyframe policy {spec!r}: list indices must be >= 0, distinct and increasing "
-            "(e.g. list:0,12,30)"
-        )
-    return ListedFrames(frames)
+class EveryOptions(BaseModel):
+    """``every:K``: K frames between keyframes."""
 
+    model_config = ConfigDict(extra="forbid")
 
-def _parse_adaptive(spec: str, args: str) -> Adaptive:
-    if not args:
-        return Adaptive()
-    values: dict[str, float | int | None] = {}
-    if "=" not in args:
+    k: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positive_integer(cls, values: Any) -> Any:
+        raw = values.get("k") if isinstance(values, dict) else None
         try:
-            values["confidence"] = float(args)
-        except ValueError:
-            raise KeyframeSpecError(
-                f"keyframe policy {spec!r}: THRESH must be a number in [0, 1], got {args!r}"
-            ) from None
-    else:
-        for item in args.split(","):
-            key, sep, raw = item.partition("=")
-            key, raw = key.strip(), raw.strip().lower()
-            if not sep or key not in AdaptiveConfig.model_fields:
-                raise KeyframeSpecError(
-                    f"keyframe policy {spec!r}: unknown or malformed field {item!r}; expected "
-                    f"key=value with keys {sorted(AdaptiveConfig.model_fields)}"
-                )
-            try:
-                values[key] = (
-                    None
-                    if raw == "none"
-                    else (int(raw) if key in ("min_gap", "budget") else float(raw))
-                )
-            except ValueError:
-                raise KeyframeSpecError(
-                    f"keyframe policy {spec!r}: field {key!r} expects a number or 'none', got {raw!r}"
-                ) from None
-    try:
-        return Adaptive(AdaptiveConfig(**values))
-    except ValidationError as exc:
-        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-        raise KeyframeSpecError(f"keyframe policy {spec!r}: {problems}") from None
-
-
-def parse_keyframe_spec(spec: str) -> KeyframePolicy:
-    """Validate a keyframe spec and return its (light, pure) policy; ``KeyframeSpecError`` if bad."""
-    return build_keyframe_policy(spec)
-
-
-def build_keyframe_policy(spec: str) -> KeyframePolicy:
-    """Build a policy from its spec (forms in the module docstring)."""
-    if not isinstance(spec, str):
-        raise KeyframeSpecError(f"keyframe policy {spec!r}: expected a string, one of {_FORMS}")
-    name, _, args = spec.strip().partition(":")
-    name = name.lower()
-    if name in ("first", "all"):
-        if args:
-            raise KeyframeSpecError(f"keyframe policy {spec!r}: {name!r} takes no argument")
-        return FirstFrame() if name == "first" else AllFrames()
-    if name == "every":
-        try:
-            k = int(args)
+            k = int(str(raw).strip())
         except ValueError:
             k = 0
         if k < 1:
-            raise KeyframeSpecError(
-                f"keyframe policy {spec!r}: every:K needs an integer K >= 1 (e.g. every:10)"
-            )
-        return EveryK(k)
-    if name == "adaptive":
-        return _parse_adaptive(spec, args.strip())
-    if name == "list":
-        return _parse_list(spec, args)
-    raise KeyframeSpecError(f"keyframe policy {spec!r}: expected one of {_FORMS}")
+            raise ValueError("every:K needs an integer K >= 1 (e.g. every:10)")
+        return {**values, "k": k}
+
+
+class ListOptions(BaseModel):
+    """``list:I,J,...``: the keyframe indices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frames: tuple[int, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _increasing_indices(cls, values: Any) -> Any:
+        raw: Any = values.get("frames") if isinstance(values, dict) else None
+        try:  # "0,12,30" from a spec, or a sequence of ints given in Python
+            frames = tuple(int(item) for item in (raw.split(",") if isinstance(raw, str) else raw))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"list:I,J,... needs comma-separated integer frame indices {_LIST_EXAMPLE}"
+            ) from None
+        if any(f < 0 for f in frames) or any(
+            b <= a for a, b in zip(frames, frames[1:], strict=False)
+        ):
+            raise ValueError(f"list indices must be >= 0, distinct and increasing {_LIST_EXAMPLE}")
+        return {**values, "frames": frames}
+
+
+@KEYFRAME_POLICIES.register("first")
+def first_frame() -> FirstFrame:
+    """Frame 0 only (pure propagation)."""
+    return FirstFrame()
+
+
+@KEYFRAME_POLICIES.register("every", options=EveryOptions, usage="every:K")
+def every_k(options: EveryOptions) -> EveryK:
+    """Whenever K frames have passed since the last keyframe."""
+    return EveryK(options.k)
+
+
+@KEYFRAME_POLICIES.register("list", options=ListOptions, usage="list:I,J,...")
+def listed_frames(options: ListOptions) -> ListedFrames:
+    """Exactly these frames (annotation workflows; frame 0 always)."""
+    return ListedFrames(options.frames)
+
+
+@KEYFRAME_POLICIES.register(
+    "adaptive",
+    options=AdaptiveConfig,
+    usage="adaptive | adaptive:THRESH | adaptive:confidence=C,drift=D,min_gap=G,budget=B",
+)
+def adaptive(options: AdaptiveConfig) -> Adaptive:
+    """When propagation confidence drops or appearance drifts (``none`` disables a criterion)."""
+    return Adaptive(options)
+
+
+@KEYFRAME_POLICIES.register("all")
+def all_frames() -> AllFrames:
+    """Every frame (segmentation only; the upper bound of any policy)."""
+    return AllFrames()

@@ -14,17 +14,20 @@ from endobench.data.clip import Clip
 from endobench.propagation.base import Segmenter
 from endobench.propagation.flow_propagation import ConfidenceMode
 from endobench.propagation.fusion import FusionConfig
-from endobench.propagation.keyframes import KeyframePolicy, parse_keyframe_spec
-from endobench.propagation.specs import parse_flow_confidence, parse_propagation_spec
+from endobench.propagation.keyframes import KeyframePolicy
+from endobench.propagation.propagators import (
+    PropagatorContext,
+    build_propagator,
+    describe_propagator,
+)
 from endobench.propagation.tracker import (
     DEFAULT_MAX_GAP,
     KeyframeSource,
     MaskSink,
     TrackResult,
-    build_propagator,
-    describe_propagator,
     track,
 )
+from endobench.registry import KEYFRAME_POLICIES, PROPAGATORS
 
 
 def interactive() -> bool:
@@ -53,16 +56,16 @@ def track_clips(
 ) -> Iterator[tuple[Clip, TrackResult]]:
     """Track each clip; yields ``(clip, result)`` as soon as a clip is done.
 
-    ``propagation`` / ``keyframes``: specs (``parse_propagation_spec`` / ``parse_keyframe_spec``),
-    validated before any clip is read. ``bidirectional``: also propagate backward from the next
+    ``propagation`` / ``keyframes``: specs (``PROPAGATORS`` / ``KEYFRAME_POLICIES``; a policy
+    may be given built), validated before any clip is read. ``bidirectional``: also propagate backward from the next
     keyframe and fuse (``propagation.bidirectional``). ``progress``: a per-frame tqdm bar (widgets
     in Jupyter); None = on when interactive. ``sinks(clip)``: a ``sink(t, mask)`` for that clip
     (e.g. a PNG writer) or None; ``keep_masks`` as in ``track``. ``result.meta["propagator"]``
     holds the propagator's name and weights provenance.
     """
-    parse_propagation_spec(propagation)
-    parse_flow_confidence(flow_confidence)
-    policy = parse_keyframe_spec(keyframes) if isinstance(keyframes, str) else keyframes
+    PROPAGATORS.parse(propagation)
+    PropagatorContext(flow_confidence=flow_confidence)
+    policy = KEYFRAME_POLICIES.build(keyframes) if isinstance(keyframes, str) else keyframes
     show = interactive() if progress is None else progress
 
     def build(clip: Clip):

@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -42,7 +41,6 @@ from tqdm.auto import tqdm
 
 from endobench.data.clip import VOID_ID, Clip
 from endobench.propagation.base import Propagator, Segmenter, one_hot
-from endobench.propagation.flow_propagation import ConfidenceMode
 from endobench.propagation.fusion import FusionConfig, TemporalFusion, labels_from_probs
 from endobench.propagation.keyframes import (
     BUDGET_WINDOW,
@@ -51,7 +49,6 @@ from endobench.propagation.keyframes import (
     appearance_drift,
     thumbnail,
 )
-from endobench.propagation.specs import parse_flow_confidence, parse_propagation_spec
 
 KeyframeSource = Literal["gt", "model"]
 MaskSink = Callable[[int, np.ndarray], None]
@@ -115,61 +112,6 @@ class TrackResult:
         if "flow" not in self.timings:  # a propagator without a breakdown: use its total
             seconds = self.timings.get("propagate", 0.0) + self.timings.get("fusion", 0.0)
         return propagated / seconds if seconds > 0 else float("inf")
-
-
-def build_propagator(
-    spec: str,
-    *,
-    weights: str | Path | None = None,
-    allow_random_init: bool = False,
-    fov: np.ndarray | None = None,
-    device: str | None = None,
-    flow_confidence: ConfidenceMode = "photometric",
-) -> Propagator:
-    """Build a propagator from its spec (grammar: ``propagation.specs``).
-
-    ``flow:dis`` (= ``flow:dis:ultrafast``), ``flow:dis:ultrafast|fast|medium``, ``flow:farneback``,
-    ``flow:raft_small``, ``flow:raft_large``, ``affinity:BACKBONE`` (e.g.
-    ``affinity:dinov2_vits14``) or ``copy`` (the copy-last-keyframe baseline). ``weights``: a
-    local weights file (RAFT or the affinity backbone); ``allow_random_init``: permit untrained
-    networks (plumbing tests only); ``fov``: ``H x W`` bool field of view for flow propagation.
-    Bad specs raise ``PropagationSpecError`` (a ``UserError``).
-    """
-    from endobench.propagation.flow import build_flow_estimator
-    from endobench.propagation.flow_propagation import CopyLastPropagator, FlowPropagator
-    from endobench.propagation.specs import PropagationSpecError
-
-    parsed = parse_propagation_spec(spec)
-    parse_flow_confidence(flow_confidence)
-    if parsed.kind == "copy":
-        return CopyLastPropagator()
-    if parsed.kind == "flow":
-        opts: dict[str, Any] = {}
-        if parsed.arg.startswith("raft"):
-            opts = {"weights": weights, "allow_random_init": allow_random_init, "device": device}
-        elif weights is not None:
-            raise PropagationSpecError(
-                f"propagation {spec!r}: --weights only applies to RAFT or affinity"
-            )
-        return FlowPropagator(
-            build_flow_estimator(parsed.arg, **opts), fov=fov, confidence=flow_confidence
-        )
-    from endobench.propagation.affinity import build_affinity_propagator
-
-    pretrained = None if weights is not None else not allow_random_init
-    return build_affinity_propagator(parsed.arg, pretrained=pretrained, weights=weights)
-
-
-def describe_propagator(propagator: Propagator) -> dict[str, Any]:
-    """Name and weights provenance of a propagator, for ``track.json``."""
-    out: dict[str, Any] = {"name": propagator.name}
-    estimator = getattr(propagator, "estimator", None)
-    if estimator is not None and hasattr(estimator, "info"):
-        out["weights"] = estimator.info()
-    weights = getattr(propagator, "weights", None)
-    if weights is not None:
-        out["weights"] = weights.to_dict() if hasattr(weights, "to_dict") else weights
-    return out
 
 
 def clip_class_ids(clip: Clip) -> list[int]:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from endobench.data.errors import DataError, Problem
-from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ScanResult
+from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOptions, ScanResult
 from endobench.data.readers.imageio import read_gray
+from endobench.registry import READERS
 
 _THRESHOLD = 127
 
@@ -35,10 +36,10 @@ def read_video_id(meta: Path) -> int:
     return value
 
 
+@READERS.register("bagls", options=ReaderOptions, usage="bagls")
 class BaglsReader(Reader):
     """BAGLS still frames grouped by recording (kind "images": no temporal order)."""
 
-    format = "bagls"
     kind = "images"
     default_classes = {1: "glottis"}
 

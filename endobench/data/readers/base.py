@@ -76,11 +76,14 @@ class ReaderOptions(BaseModel):
 
 
 class Reader(ABC):
-    """A dataset layout on disk. Subclasses set the class attributes and implement two methods."""
+    """A dataset layout on disk. Subclasses set the class attributes and implement two methods.
 
-    format: ClassVar[str]
+    A reader is registered under its ``format`` name (the ``datasets.yaml`` field) with its
+    options model: ``@READERS.register("davis", options=DavisOptions)`` on the class; it is
+    built as ``cls(root, options)``.
+    """
+
     kind: ClassVar[DatasetKind] = "video"
-    options_model: ClassVar[type[ReaderOptions]] = ReaderOptions
     default_classes: ClassVar[dict[int, str]] = {1: "object"}
     default_fps: ClassVar[float | None] = None
     # False where label ids are object ids that vary per clip (DAVIS), so no class check applies.

@@ -25,6 +25,7 @@ import numpy as np
 from endobench.data.errors import DataError, Problem
 from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOptions, ScanResult
 from endobench.data.readers.imageio import list_images, natural_key, read_raw
+from endobench.registry import READERS
 
 CHOLECINSTANCESEG_CLASSES: dict[int, str] = {
     1: "grasper",
@@ -104,12 +105,11 @@ def rasterize_shapes(
     return labels
 
 
+@READERS.register("cholecinstanceseg", options=CholecInstanceSegOptions, usage="cholecinstanceseg")
 class CholecInstanceSegReader(Reader):
     """Tool semantic segmentation from CholecInstanceSeg (7 tool classes)."""
 
-    format = "cholecinstanceseg"
     kind = "video"
-    options_model = CholecInstanceSegOptions
     options: CholecInstanceSegOptions
     default_classes = CHOLECINSTANCESEG_CLASSES
 

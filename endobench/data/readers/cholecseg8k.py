@@ -16,8 +16,9 @@ import numpy as np
 
 from endobench.data.clip import VOID_ID
 from endobench.data.errors import DataError, Problem
-from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ScanResult
+from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOptions, ScanResult
 from endobench.data.readers.imageio import natural_key, read_grey_levels
+from endobench.registry import READERS
 
 CHOLECSEG8K_CLASSES: dict[int, str] = {
     0: "black background",
@@ -56,10 +57,10 @@ _LUT, _KNOWN = watershed_lut()
 _FRAME_RE = re.compile(r"^frame_(\d+)_endo\.png$")
 
 
+@READERS.register("cholecseg8k", options=ReaderOptions, usage="cholecseg8k")
 class CholecSeg8kReader(Reader):
     """CholecSeg8k semantic segmentation (13 classes, every frame annotated)."""
 
-    format = "cholecseg8k"
     kind = "video"
     default_classes = {k: v for k, v in CHOLECSEG8K_CLASSES.items() if k}
     default_fps = 25.0

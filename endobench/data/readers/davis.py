@@ -22,6 +22,7 @@ from endobench.data.readers.base import (
     require_dir,
 )
 from endobench.data.readers.imageio import list_images, natural_key
+from endobench.registry import READERS
 
 
 class DavisOptions(ReaderOptions):
@@ -32,12 +33,11 @@ class DavisOptions(ReaderOptions):
     annotations_dir: str = "Annotations"
 
 
+@READERS.register("davis", options=DavisOptions, usage="davis")
 class DavisReader(Reader):
     """DAVIS 2016/2017 (and any dataset written by ``endobench synth``)."""
 
-    format = "davis"
     kind = "video"
-    options_model = DavisOptions
     options: DavisOptions
     default_classes = {1: "object"}
     default_fps = 24.0

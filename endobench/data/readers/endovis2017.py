@@ -26,6 +26,7 @@ import numpy as np
 from endobench.data.errors import DataError, Problem
 from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOptions, ScanResult
 from endobench.data.readers.imageio import list_images, natural_key, read_gray
+from endobench.registry import READERS
 
 # Substring of the ground-truth folder name -> instrument type id.
 INSTRUMENT_TYPES: dict[str, int] = {
@@ -66,12 +67,11 @@ def instrument_type(folder_name: str) -> int | None:
     return None
 
 
+@READERS.register("endovis2017", options=EndoVis2017Options, usage="endovis2017")
 class EndoVis2017Reader(Reader):
     """EndoVis 2017 instrument segmentation (type, parts or binary task)."""
 
-    format = "endovis2017"
     kind = "video"
-    options_model = EndoVis2017Options
     options: EndoVis2017Options
     default_fps = 2.0
 

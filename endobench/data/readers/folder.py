@@ -23,6 +23,7 @@ from endobench.data.readers.base import ClipSpec, FrameRef, Reader, ReaderOption
 from endobench.data.readers.base import require_dir as _require_dir
 from endobench.data.readers.imageio import list_images, read_gray, read_grey_levels, read_raw
 from endobench.data.readers.pairs import pair_by_stem
+from endobench.registry import READERS
 
 
 class FolderOptions(ReaderOptions):
@@ -36,11 +37,10 @@ class FolderOptions(ReaderOptions):
     require_masks: bool | None = None  # default: True for kind images, False for video
 
 
+@READERS.register("folder", options=FolderOptions, usage="folder")
 class FolderReader(Reader):
     """User data in ``images/`` + ``masks/`` folders, one sub-folder per clip."""
 
-    format = "folder"
-    options_model = FolderOptions
     options: FolderOptions
     default_classes = {1: "object"}
 
@@ -57,8 +57,8 @@ class FolderReader(Reader):
         if not clip_dirs:
             if not list_images(images_root):
                 raise DataError(images_root, "empty folder: no images and no clip sub-folders")
-            frames, problems = pair_by_stem(images_root, masks_root, require)
-            return ScanResult([ClipSpec(self.root.name, frames)], problems)
+            frames, single_problems = pair_by_stem(images_root, masks_root, require)
+            return ScanResult([ClipSpec(self.root.name, frames)], single_problems)
         clips: list[ClipSpec] = []
         problems = []
         for clip_dir in clip_dirs:

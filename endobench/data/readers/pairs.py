@@ -23,6 +23,7 @@ from endobench.data.readers.base import (
     require_dir,
 )
 from endobench.data.readers.imageio import list_images, natural_key, read_gray
+from endobench.registry import READERS
 
 
 class PairOptions(ReaderOptions):
@@ -66,12 +67,11 @@ def pair_by_stem(
     return frames, problems
 
 
+@READERS.register("pairs", options=PairOptions, usage="pairs")
 class PairsReader(Reader):
     """Generic image/mask pair folders: one clip holding every image (still images)."""
 
-    format = "pairs"
     kind = "images"
-    options_model = PairOptions
     options: PairOptions
     default_classes = {1: "foreground"}
 
@@ -94,10 +94,10 @@ def read_thresholded(path: Path, threshold: int | None) -> np.ndarray:
     return (grey > threshold).astype(np.uint8)
 
 
+@READERS.register("kvasir", options=PairOptions, usage="kvasir")
 class KvasirReader(PairsReader):
     """Kvasir-SEG: ``images/<id>.jpg`` with JPEG masks ``masks/<id>.jpg`` (polyp = 1)."""
 
-    format = "kvasir"
     default_classes = {1: "polyp"}
 
 
@@ -135,12 +135,11 @@ _CVC_LAYOUTS = (
 )
 
 
+@READERS.register("cvc-clinicdb", options=CvcClinicDbOptions, usage="cvc-clinicdb")
 class CvcClinicDbReader(Reader):
     """CVC-ClinicDB: ``N.tif``/``N.png`` frames and masks, grouped into sequences ``seq01..seq29``."""
 
-    format = "cvc-clinicdb"
     kind = "video"
-    options_model = CvcClinicDbOptions
     options: CvcClinicDbOptions
     default_classes = {1: "polyp"}
 

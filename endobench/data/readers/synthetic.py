@@ -16,6 +16,10 @@ from endobench.data.clip import Clip
 from endobench.data.dataset import Dataset
 from endobench.data.readers.base import ReaderOptions
 from endobench.data.targets import TargetSpec, build_label_lut, identity_lut
+from endobench.registry import READERS
+
+# The one format without files: a registry entry needs no root (see data/registry.py).
+SYNTHETIC_FORMAT = "synthetic"
 
 
 class SyntheticOptions(ReaderOptions):
@@ -33,6 +37,7 @@ def route_synthetic_override(key: str) -> tuple[str, ...]:
     return ("config", key)
 
 
+@READERS.register(SYNTHETIC_FORMAT, options=SyntheticOptions, usage="synthetic")
 def open_synthetic(
     name: str,
     options: SyntheticOptions,
@@ -40,7 +45,9 @@ def open_synthetic(
     config_error: type[Exception],
     where: str,
 ) -> Dataset:
-    """A `Dataset` of lazily rendered synthetic clips (nothing is rendered here).
+    """Built-in procedural endoscopic video (no files needed).
+
+    A `Dataset` of lazily rendered synthetic clips (nothing is rendered here).
 
     ``config_error`` is raised (with ``where`` naming the registry entry) when ``config`` does
     not validate as a `SyntheticConfig`.
@@ -68,7 +75,7 @@ def open_synthetic(
     probe = generate_clip(config, options.seed)
     _, classes = build_label_lut(dict(probe.classes), target)
     meta = {"seed": options.seed, "num_clips": options.num_clips, "config": config.model_dump()}
-    return Dataset(name, "video", classes, make_clips, format="synthetic", meta=meta)
+    return Dataset(name, "video", classes, make_clips, format=SYNTHETIC_FORMAT, meta=meta)
 
 
 def _retarget(clip: Clip, target: TargetSpec) -> Clip:
