@@ -31,8 +31,7 @@ from endobench.metrics.davis import scored_frames
 VIDEO_FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-def _gray_loader(seq: SequencePaths) -> Any:
-    frames_dir = seq.frames_dir
+def _gray_loader(seq: SequencePaths, frames_dir: Path) -> Any:
 
     def load(i: int) -> np.ndarray:
         name = seq.frame_names[i]
@@ -52,7 +51,7 @@ def _gray_loader(seq: SequencePaths) -> Any:
 
 def folder_source(seq: SequencePaths) -> SequenceSource:
     """The :class:`SequenceSource` of one discovered sequence (frames for TC when present)."""
-    has_frames = seq.frames_dir is not None and seq.frames_dir.is_dir()
+    frames_dir = seq.frames_dir if seq.frames_dir is not None and seq.frames_dir.is_dir() else None
     return SequenceSource(
         name=seq.name,
         frame_names=seq.frame_names,
@@ -61,7 +60,7 @@ def folder_source(seq: SequencePaths) -> SequenceSource:
         gt_name=lambda i: str(seq.gt_path(i)),
         pred_name=lambda i: str(seq.pred_path(i)),
         context=str(seq.pred_dir),
-        load_gray=_gray_loader(seq) if has_frames else None,
+        load_gray=_gray_loader(seq, frames_dir) if frames_dir is not None else None,
         no_frames=(
             f"sequence {seq.name}: --metrics tc needs the video frames at "
             f"{seq.frames_dir or 'ROOT/JPEGImages/480p/<seq>'} (DAVIS layout)"

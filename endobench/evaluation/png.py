@@ -111,7 +111,7 @@ def decode_samples(data: bytes, header: PngHeader) -> np.ndarray | None:
         pos += 12 + length
     try:
         raw = isal_zlib.decompress(parts[0] if len(parts) == 1 else b"".join(parts))
-    except (isal_zlib.error, IndexError):
+    except (isal_zlib.error, IndexError):  # type: ignore[misc]  # isal's stub types `error` as an instance
         return None
     height, width = header.height, header.width
     if len(raw) != height * (width + 1):

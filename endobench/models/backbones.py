@@ -150,6 +150,12 @@ class Backbone(nn.Module):
     in [0, 1] units, from timm's pretrained config), ``weights`` (:class:`WeightsInfo`).
     """
 
+    # timm models expose their attributes (pretrained_cfg, blocks, forward_intermediates, ...)
+    # dynamically, so the wrapped model is typed loosely.
+    model: Any
+    _mean: torch.Tensor
+    _std: torch.Tensor
+
     def __init__(
         self,
         name: str,
@@ -165,17 +171,17 @@ class Backbone(nn.Module):
         self.kind = kind
         self.out_indices = list(out_indices)
         self.weights = weights
-        cfg = model.pretrained_cfg
-        self.mean: tuple[float, float, float] = tuple(float(v) for v in cfg["mean"])
-        self.std: tuple[float, float, float] = tuple(float(v) for v in cfg["std"])
+        cfg = self.model.pretrained_cfg
+        self.mean: tuple[float, ...] = tuple(float(v) for v in cfg["mean"])
+        self.std: tuple[float, ...] = tuple(float(v) for v in cfg["std"])
         if kind == "vit":
-            self.patch_size = int(model.patch_embed.patch_size[0])
-            self.prefix_tokens = int(model.num_prefix_tokens)
-            self.embed_dims = [int(model.embed_dim)] * len(self.out_indices)
+            self.patch_size = int(self.model.patch_embed.patch_size[0])
+            self.prefix_tokens = int(self.model.num_prefix_tokens)
+            self.embed_dims = [int(self.model.embed_dim)] * len(self.out_indices)
         else:
-            self.patch_size = int(model.feature_info[-1]["reduction"])
+            self.patch_size = int(self.model.feature_info[-1]["reduction"])
             self.prefix_tokens = 0
-            self.embed_dims = [int(model.feature_info[i]["num_chs"]) for i in self.out_indices]
+            self.embed_dims = [int(self.model.feature_info[i]["num_chs"]) for i in self.out_indices]
         self.register_buffer(
             "_mean", torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
         )
@@ -340,7 +346,7 @@ def build_backbone(
             create_kwargs["img_size"] = img_size
     elif img_size is not None:
         raise ValueError(f"backbone {name}: img_size applies to ViTs only (got {img_size})")
-    model = timm.create_model(spec.timm_name, pretrained=False, **create_kwargs)
+    model: Any = timm.create_model(spec.timm_name, pretrained=False, **create_kwargs)
 
     if weights is not None:
         load_weights_file(model, weights)

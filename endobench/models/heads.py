@@ -133,7 +133,7 @@ class FusionHead(nn.Module):
             raise ValueError(
                 f"FusionHead: got {len(features)} feature levels, built for {len(self.in_channels)}"
             )
-        grids = [tuple(f.shape[-2:]) for f in features]
+        grids = [(int(f.shape[-2]), int(f.shape[-1])) for f in features]
         same_grid = all(g == grids[0] for g in grids)
         sizes = pyramid_sizes(grids[0], len(features)) if same_grid else grids
         levels = [
@@ -145,7 +145,9 @@ class FusionHead(nn.Module):
         y = levels[-1]
         for i in range(len(levels) - 2, -1, -1):
             skip = levels[i]
-            y = self.fuse[i](torch.cat([_resize(y, tuple(skip.shape[-2:])), skip], dim=1))
+            y = self.fuse[i](
+                torch.cat([_resize(y, (int(skip.shape[-2]), int(skip.shape[-1]))), skip], dim=1)
+            )
         return _resize(self.classifier(y), out_size)
 
 
