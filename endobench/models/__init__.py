@@ -1,8 +1,13 @@
-"""Models: backbone registry and weights, segmentation heads, SegNet."""
+"""Models: backbone registry and weights, segmentation heads, SegNet, and the inference side:
+``SegNetSpec`` / ``build_segnet`` (a segmenter as data), ``load_segnet`` (a trained checkpoint)
+and ``predict_labels`` (label maps of frames)."""
 
 from endobench.models.backbones import BACKBONES, Backbone, BackboneSpec, build_backbone
 from endobench.models.heads import HEADS, FusionHead, LinearHead, build_head
-from endobench.models.segnet import SegNet
+from endobench.models.load import CheckpointError, load_segnet, read_checkpoint
+from endobench.models.predict import predict_labels
+from endobench.models.segnet import SegNet, resolve_device
+from endobench.models.spec import SegNetSpec, build_segnet
 from endobench.models.weights import WeightsInfo, WeightsUnavailableError
 
 __all__ = [
@@ -10,11 +15,18 @@ __all__ = [
     "HEADS",
     "Backbone",
     "BackboneSpec",
+    "CheckpointError",
     "FusionHead",
     "LinearHead",
     "SegNet",
+    "SegNetSpec",
     "WeightsInfo",
     "WeightsUnavailableError",
     "build_backbone",
     "build_head",
+    "build_segnet",
+    "load_segnet",
+    "predict_labels",
+    "read_checkpoint",
+    "resolve_device",
 ]
