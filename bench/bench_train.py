@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_facts  # noqa: E402
 
 from endobench.models import build_segnet  # noqa: E402
-from endobench.training import TrainConfig, load_data  # noqa: E402
+from endobench.training.config import TrainConfig  # noqa: E402
+from endobench.training.data import load_data  # noqa: E402
 from endobench.training.model import model_spec  # noqa: E402
 from endobench.training.optim import param_groups  # noqa: E402
 from endobench.training.runner import EpochRunner  # noqa: E402

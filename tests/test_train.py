@@ -14,9 +14,10 @@ import torch
 from endobench.data import open_dataset
 from endobench.models import SegNetSpec, load_segnet, predict_labels, read_checkpoint
 from endobench.registry import AUGMENTATIONS, LOSSES
-from endobench.training import TrainConfig, fit, load_data
 from endobench.training.augment import build_augmentation, is_geometric
-from endobench.training.data import split_indices
+from endobench.training.config import TrainConfig
+from endobench.training.data import load_data, split_indices
+from endobench.training.loop import fit
 from endobench.training.losses import build_loss
 from endobench.training.optim import lr_factor
 from endobench.training.validation import confusion_counts, dice_iou

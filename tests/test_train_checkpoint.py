@@ -10,7 +10,8 @@ import torch
 from endobench.io_utils import current_umask
 from endobench.models import SegNetSpec, build_backbone, load_segnet
 from endobench.models.load import FORMAT, CheckpointError, read_checkpoint
-from endobench.training import TrainConfig, fit
+from endobench.training.config import TrainConfig
+from endobench.training.loop import fit
 
 TINY = {"depth": 2, "embed_dim": 48, "num_heads": 2}
 DATA = {"num_clips": 2, "num_frames": 2, "seed": 5, "height": 48, "width": 64}

@@ -119,7 +119,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train, then print a JSON summary (best epoch, Dice, paths, feature cache use)."""
-    from endobench.training import TrainConfig, fit
+    from endobench.training.config import TrainConfig
+    from endobench.training.loop import fit
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     fields = config_from_args(args)
