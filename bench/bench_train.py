@@ -29,7 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_facts
 
-from endobench.train import EpochRunner, TrainConfig, build_model, load_data, param_groups
+from endobench.models import build_segnet
+from endobench.training.config import TrainConfig
+from endobench.training.data import load_data
+from endobench.training.model import model_spec
+from endobench.training.optim import param_groups
+from endobench.training.runner import EpochRunner
 
 
 def _peak_mib(cuda: bool) -> float:
@@ -58,7 +63,7 @@ def measure(args: argparse.Namespace) -> dict:
         out_dir=tempfile.mkdtemp(prefix="bench_train_"),
     )
     train, val, _, num_classes = load_data(config)
-    model = build_model(config, num_classes).to(device)
+    model = build_segnet(model_spec(config, num_classes)).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats()

@@ -18,7 +18,7 @@ from endobench.display import (
     show_report,
     tidy,
 )
-from endobench.train import TrainConfig
+from endobench.training.config import TrainConfig
 
 
 def test_tidy_makes_numpy_scalars_plain_and_rounds() -> None:

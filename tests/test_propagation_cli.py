@@ -60,7 +60,8 @@ def test_track_usage_errors(registry: Path, tmp_path: Path, capsys):
 def test_track_model_keyframes_from_a_checkpoint(tmp_path: Path):
     """End to end with a tiny (random-init, 1 epoch) trained checkpoint: keyframes segmented by the
     network, segmenter blended on every frame (--fusion), provenance recorded."""
-    from endobench.train import TrainConfig, fit
+    from endobench.training.config import TrainConfig
+    from endobench.training.loop import fit
 
     config = TrainConfig(
         dataset_overrides={"num_clips": 1, "num_frames": 2, "seed": 5, "height": 48, "width": 64},

@@ -6,22 +6,21 @@ import csv
 import logging
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
 
 from endobench.data import open_dataset
-from endobench.train import (
-    TrainConfig,
-    confusion_counts,
-    dice_iou,
-    fit,
-    load_checkpoint,
-    load_data,
-    lr_factor,
-    predict,
-    split_indices,
-)
+from endobench.models import SegNetSpec, load_segnet, predict_labels, read_checkpoint
+from endobench.registry import AUGMENTATIONS, LOSSES
+from endobench.training.augment import build_augmentation, is_geometric
+from endobench.training.config import TrainConfig
+from endobench.training.data import load_data, split_indices
+from endobench.training.loop import fit
+from endobench.training.losses import build_loss
+from endobench.training.optim import lr_factor
+from endobench.training.validation import confusion_counts, dice_iou
 
 # 4 easy synthetic clips x 3 frames: 3 clips (9 images) train, 1 clip (3 images) validation.
 DATA = {"num_clips": 4, "num_frames": 3, "seed": 3, "difficulty": "easy"}
@@ -93,12 +92,13 @@ def test_fit_writes_metrics_and_checkpoints(reference) -> None:
     best = torch.load(result.best_checkpoint, weights_only=True)
     assert best["epoch"] == result.best_epoch
     assert best["best"]["val_dice"] == pytest.approx(max(r["val_dice"] for r in result.history))
-    assert best["weights"]["sha256"] == "random-init" and len(best["backbone_sha256"]) == 64
+    spec = SegNetSpec.model_validate(best["spec"])
+    assert spec.weights.sha256 == "random-init" and len(spec.backbone_sha256) == 64
     # The frozen backbone is rebuilt from its provenance, not stored: only head tensors.
     assert best["state"] and all(k.startswith("head.") for k in best["state"])
     assert result.best_checkpoint.stat().st_size < 2e6
     assert best["config"]["backbone"] == "dinov2_vits14" and best["config"]["size"] == 224
-    assert best["classes"] == {1: "polyp", 2: "instrument"}
+    assert spec.classes == {1: "polyp", 2: "instrument"}
     # Warm-up over the first epoch (3 steps), then cosine down to 0 at the last step.
     assert result.history[0]["lr"] == pytest.approx(config.lr)
     assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
@@ -138,10 +138,11 @@ def test_resume_refuses_a_changed_config(reference, tmp_path: Path, cache_dir: P
         fit(changed, progress=False, resume=True)
 
 
-def test_load_checkpoint_and_predict(reference) -> None:
+def test_load_segnet_and_predict_labels(reference) -> None:
     config, result = reference
-    model, meta = load_checkpoint(result.last_checkpoint)
-    assert meta["epoch"] == EPOCHS and meta["weights"]["source"] == "random-init"
+    model, spec = load_segnet(result.last_checkpoint)
+    meta = read_checkpoint(result.last_checkpoint)
+    assert meta["epoch"] == EPOCHS and spec.weights.source == "random-init"
     assert not model.training
     for (name, a), b in zip(
         result.model.state_dict().items(), model.state_dict().values(), strict=True
@@ -151,21 +152,22 @@ def test_load_checkpoint_and_predict(reference) -> None:
     dataset = open_dataset("synthetic", overrides=DATA)
     _, val_idx = split_indices(list(dataset.images()), True, 0.2, 0)
     val_clip = dataset.clips()[val_idx[0] // 3]
-    labels = predict(model, val_clip, batch_size=2, size=meta["config"]["size"])
+    labels = predict_labels(model, val_clip, batch_size=2, size=spec.input_size)
     assert len(labels) == len(val_clip)
     assert labels[0].shape == (128, 160) and labels[0].dtype == np.uint8
     gt = np.stack([val_clip.mask(i) for i in range(len(val_clip))])
     dice = dice_iou(confusion_counts(torch.from_numpy(np.stack(labels)), torch.from_numpy(gt), 3))
     assert dice["dice"] > best_constant_dice(gt, 3) + 0.3
     # A list of frames gives the same labels as the clip.
-    assert np.array_equal(predict(model, [val_clip.frame(2)], size=224)[0], labels[2])
+    assert spec.input_size == meta["config"]["size"] == 224
+    assert np.array_equal(predict_labels(model, [val_clip.frame(2)], size=224)[0], labels[2])
 
 
 def test_augmented_training_computes_features_live(
     tmp_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = small_config(tmp_path, cache_dir, augment="basic", epochs=1)
-    with caplog.at_level(logging.INFO, logger="endobench.train"):
+    with caplog.at_level(logging.INFO, logger="endobench.training"):
         result = fit(config, progress=False)
     assert not result.feature_cache["used"]
     assert "'basic' changes the backbone input" in result.feature_cache["reason"]
@@ -185,6 +187,21 @@ def test_config_validation_messages() -> None:
         TrainConfig(pretrained=False, loss={"focal": 1.0})
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(pretrained=False, epochs=0)
+
+
+def test_config_validates_names_from_the_registries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preset or loss registered later (e.g. by a plugin) is valid in a TrainConfig."""
+    for registry in (AUGMENTATIONS, LOSSES):  # registered for this test only
+        registry.names()  # the built-in names first
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    AUGMENTATIONS.register("flip_only", lambda size: [A.HorizontalFlip(p=1.0)])
+    LOSSES.register("mean_logit", lambda logits, target, ignore_index=255: logits.mean())
+    config = TrainConfig(pretrained=False, augment="flip_only", loss={"mean_logit": 1.0})
+    assert config.augment == "flip_only" and is_geometric("flip_only")
+    image = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    flipped = build_augmentation("flip_only")(image=image)["image"]
+    assert np.array_equal(flipped, image[:, ::-1])
+    assert float(build_loss(config.loss)(torch.ones(1, 2, 2, 2), torch.zeros(1, 2, 2))) == 1.0
 
 
 def test_lr_schedule_hand_computed() -> None:

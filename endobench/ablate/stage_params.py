@@ -2,7 +2,7 @@
 
 ``plan_sweep`` checks each task's parameters (the notebook's defaults overridden by the grid's
 values) with the model of its notebook, chosen by file name: ``02_train_segmentation`` ->
-:class:`endobench.train.TrainConfig` (the notebook builds one from its parameters; its
+:class:`endobench.training.config.TrainConfig` (the notebook builds one from its parameters; its
 ``augmentation`` is the config's ``augment``), ``03_propagate_track`` -> :class:`TrackParams`.
 Registered names are checked too, by the registries of ``endobench.registry`` (plugins
 included): backbones, heads, augmentation presets, propagation specs (``PROPAGATORS.parse``)
@@ -66,7 +66,7 @@ class TrackParams(BaseModel):
 
 
 def _validate_train(params: dict[str, Any]) -> None:
-    from endobench.train import TrainConfig
+    from endobench.training.config import TrainConfig
 
     fields = {TRAIN_FIELD_OF_PARAM.get(k, k): v for k, v in params.items()}
     if fields.get("weights"):

@@ -84,7 +84,7 @@ def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, di
     if checkpoint is None:
         return None, {}
     from endobench.io_utils import sha256_file
-    from endobench.train import load_checkpoint
+    from endobench.models import load_segnet
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -92,7 +92,7 @@ def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, di
             f"--checkpoint {path}: no such file (expected best.pt from endobench train)"
         )
     try:
-        model, meta = load_checkpoint(path, device=device or "cpu")
+        model, spec = load_segnet(path, device=device or "cpu")
     except UserError:
         raise
     except Exception as exc:  # a user's file: whatever torch says, name the file and the cause
@@ -104,8 +104,8 @@ def _load_segmenter(checkpoint: str | None, device: str | None) -> tuple[Any, di
     info = {
         "path": str(path.resolve()),
         "sha256": sha256_file(path),
-        "weights": meta.get("weights"),
-        "classes": meta.get("classes"),
+        "weights": spec.weights.to_dict() if spec.weights is not None else None,
+        "classes": spec.classes,
     }
     return model, info
 

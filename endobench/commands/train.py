@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from endobench.augment import preset_names
 from endobench.errors import UserError, validation_message
 from endobench.safe_yaml import load_yaml_file, load_yaml_text
+from endobench.training.augment import preset_names
 
 # Command-line flag (argparse dest) -> TrainConfig field.
 FLAG_FIELDS = {
@@ -122,7 +122,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train, then print a JSON summary (best epoch, Dice, paths, feature cache use)."""
-    from endobench.train import TrainConfig, fit
+    from endobench.training.config import TrainConfig
+    from endobench.training.loop import fit
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     fields = config_from_args(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ class SegNet(nn.Module):
     @property
     def num_classes(self) -> int:
         """Number of output channels (2 for binary tasks)."""
-        return int(self.head.num_classes)
+        return int(cast(Any, self.head).num_classes)
 
     def logits_from_features(
         self, features: Sequence[torch.Tensor], image_size: tuple[int, int]
@@ -49,7 +49,8 @@ class SegNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``B x 3 x H x W`` normalised float -> ``B x num_classes x H x W`` logits."""
-        return self.logits_from_features(self.backbone.forward_features(x), tuple(x.shape[-2:]))
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        return self.logits_from_features(self.backbone.forward_features(x), size)
 
     @property
     def device(self) -> torch.device:
@@ -93,7 +94,14 @@ class SegNet(nn.Module):
         return {
             "backbone": self.backbone.describe(),
             "head": type(self.head).__name__,
-            "head_in_channels": list(self.head.in_channels),
+            "head_in_channels": list(cast(Any, self.head).in_channels),
             "num_classes": self.num_classes,
             "weights": self.backbone.weights.to_dict(),
         }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

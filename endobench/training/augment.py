@@ -1,6 +1,7 @@
 """Named augmentation presets on albumentations 2.x, with endoscopy-specific transforms.
 
-Presets (``build_augmentation(name)``):
+Presets (``build_augmentation(name)``; registered in ``endobench.registry.AUGMENTATIONS``, where
+a plugin adds its own: a function ``size -> list of albumentations transforms``):
 
 - ``none``: identity (plus the optional resize).
 - ``basic``: flips, small affine, colour jitter.
@@ -35,6 +36,10 @@ import numpy as np
 from albumentations.core.composition import BaseCompose
 from albumentations.core.transforms_interface import BaseTransformInitSchema
 from albumentations.core.type_definitions import Targets
+
+from endobench.registry import AUGMENTATIONS
+
+Preset = Callable[[int | None], list[A.BasicTransform]]
 
 
 def _to_float(img: np.ndarray) -> tuple[np.ndarray, float]:
@@ -241,7 +246,15 @@ class FieldOfViewMask(A.DualTransform):
         return ("radius_range", "center_shift", "mask_fill")
 
 
+@AUGMENTATIONS.register("none")
+def _none(size: int | None) -> list[A.BasicTransform]:
+    """Identity: no transform."""
+    return []
+
+
+@AUGMENTATIONS.register("basic")
 def _basic(size: int | None) -> list[A.BasicTransform]:
+    """Flips, small affine, colour jitter."""
     return [
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
@@ -250,7 +263,9 @@ def _basic(size: int | None) -> list[A.BasicTransform]:
     ]
 
 
+@AUGMENTATIONS.register("classic")
 def _classic(size: int | None) -> list[A.BasicTransform]:
+    """Flip, grid distortion, colour jitter, noise, blur, sun flare."""
     # RandomSunFlare's source radius is in pixels; scale it with the working size when known.
     flare_radius = max(8, int(0.15 * size)) if size else 60
     return [
@@ -274,7 +289,9 @@ def _classic(size: int | None) -> list[A.BasicTransform]:
     ]
 
 
+@AUGMENTATIONS.register("endoscopic")
 def _endoscopic(size: int | None) -> list[A.BasicTransform]:
+    """Flips, free roll, specular highlights, smoke, blood, motion blur, field of view, JPEG."""
     return [
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
@@ -290,18 +307,13 @@ def _endoscopic(size: int | None) -> list[A.BasicTransform]:
     ]
 
 
-PRESETS: dict[str, Callable[[int | None], list[A.BasicTransform]]] = {
-    "none": lambda size: [],
-    "basic": _basic,
-    "classic": _classic,
-    "endoscopic": _endoscopic,
-}
-
-
 def _preset(name: str, size: int | None) -> list[A.BasicTransform]:
-    if name not in PRESETS:
-        raise ValueError(f"augment: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-    return PRESETS[name](size)
+    if name not in AUGMENTATIONS:
+        raise ValueError(
+            f"augment: unknown preset {name!r}; expected one of {AUGMENTATIONS.names()}"
+        )
+    preset: Preset = AUGMENTATIONS.get(name).obj
+    return preset(size)
 
 
 def _leaves(transforms: Sequence[A.BasicTransform]) -> list[A.BasicTransform]:
@@ -340,8 +352,8 @@ def is_photometric(name: str) -> bool:
 
 
 def preset_names() -> list[str]:
-    """The names accepted by :func:`build_augmentation`."""
-    return sorted(PRESETS)
+    """The names accepted by :func:`build_augmentation` (registered in ``AUGMENTATIONS``)."""
+    return AUGMENTATIONS.names()
 
 
 def build_augmentation(

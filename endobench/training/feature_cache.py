@@ -19,7 +19,7 @@ bit-flipped, overwritten) is detected and recomputed, as is an unreadable or mis
 
 Only valid for a frozen backbone fed un-augmented pixels: any augmentation that changes pixels
 (photometric) or geometry makes every epoch's input new, so the trainer then computes features
-on the fly (see ``endobench.train``).
+on the fly (see ``endobench.training.runner``).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from endobench.losses import (
-    LOSSES,
+from endobench.registry import LOSSES
+from endobench.training.losses import (
     binary_cross_entropy_loss,
     boundary_loss,
     build_loss,
@@ -114,7 +114,7 @@ def test_bce_one_hot_per_channel() -> None:
     assert binary_cross_entropy_loss(perfect, target).item() == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", LOSSES.names())
 def test_ignored_pixels_change_nothing(name: str) -> None:
     """Adding ignored pixels with absurd logits gives exactly the loss of the valid crop."""
     rng = np.random.default_rng(0)
@@ -125,7 +125,7 @@ def test_ignored_pixels_change_nothing(name: str) -> None:
     padded_logits = torch.full((2, 3, 6, 10), -50.0)
     padded_logits[:, 0, :, 6:] = 50.0  # confidently "background" where the label is void
     padded_logits[:, :, :, :6] = logits
-    loss_fn = LOSSES[name]
+    loss_fn = LOSSES.get(name).obj
     crop = loss_fn(logits, torch.from_numpy(labels)).item()
     padded = loss_fn(padded_logits, torch.from_numpy(padded_labels)).item()
     if name == "boundary":
@@ -134,10 +134,10 @@ def test_ignored_pixels_change_nothing(name: str) -> None:
     assert padded == pytest.approx(crop, rel=1e-5, abs=1e-7)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", LOSSES.names())
 def test_all_ignored_is_zero_not_nan(name: str) -> None:
     logits = torch.randn(1, 2, 3, 3, requires_grad=True)
-    loss = LOSSES[name](logits, torch.full((1, 3, 3), 255, dtype=torch.long))
+    loss = LOSSES.get(name).obj(logits, torch.full((1, 3, 3), 255, dtype=torch.long))
     assert loss.item() == 0.0
     loss.backward()
 
@@ -159,6 +159,13 @@ def test_boundary_loss_hand_computed_and_ordering() -> None:
     assert boundary_loss(disjoint, target).item() == pytest.approx(3 / diag / 5, abs=1e-6)
     # Sigmoid (C == 1) uses the same map on its single channel.
     assert boundary_loss(perfect[:, 1:], target).item() == pytest.approx(-3 / diag / 5, abs=1e-6)
+
+
+def test_loss_terms_are_registered() -> None:
+    assert LOSSES.names() == ["bce", "boundary", "ce", "dice"]
+    assert LOSSES.get("dice").obj is soft_dice_loss and LOSSES.get("ce").obj is cross_entropy_loss
+    assert LOSSES.get("boundary").description == "boundary loss (Kervadec et al.)"
+    assert LOSSES.get("bce").module == "endobench.training.losses"
 
 
 def test_build_loss_weighted_sum_and_errors() -> None:

@@ -10,12 +10,15 @@ part in any loss: they are removed from every sum and from every pixel count.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
+
+from endobench.registry import LOSSES
 
 IGNORE_INDEX = 255
 
@@ -170,23 +173,21 @@ def boundary_loss(
     return (probs[:, list(channels)] * phi_t).sum() / count
 
 
-LOSSES = {
-    "dice": soft_dice_loss,
-    "ce": cross_entropy_loss,
-    "bce": binary_cross_entropy_loss,
-    "boundary": boundary_loss,
-}
+LOSSES.register("dice", soft_dice_loss, description="soft Dice: 1 - mean foreground Dice")
+LOSSES.register("ce", cross_entropy_loss, description="pixel cross-entropy (softmax)")
+LOSSES.register("bce", binary_cross_entropy_loss, description="per-channel sigmoid BCE")
+LOSSES.register("boundary", boundary_loss, description="boundary loss (Kervadec et al.)")
 
 
 class CombinedLoss(nn.Module):
-    """Weighted sum ``sum_k w_k * loss_k(logits, target)`` of named losses from :data:`LOSSES`."""
+    """Weighted sum ``sum_k w_k * loss_k(logits, target)`` of losses registered in ``LOSSES``."""
 
     def __init__(self, weights: Mapping[str, float], ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
-        unknown = sorted(set(weights) - set(LOSSES))
+        unknown = sorted(name for name in weights if name not in LOSSES)
         if unknown:
             raise ValueError(
-                f"loss weights: unknown loss name(s) {unknown}; expected some of {sorted(LOSSES)}"
+                f"loss weights: unknown loss name(s) {unknown}; expected some of {LOSSES.names()}"
             )
         if not weights or all(float(w) == 0 for w in weights.values()):
             raise ValueError(f"loss weights: expected at least one non-zero weight, got {weights}")
@@ -196,18 +197,18 @@ class CombinedLoss(nn.Module):
     def terms(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each unweighted loss term by name (scalar tensors)."""
         return {
-            name: LOSSES[name](logits, target, ignore_index=self.ignore_index)
+            name: LOSSES.get(name).obj(logits, target, ignore_index=self.ignore_index)
             for name in self.weights
         }
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         terms = self.terms(logits, target)
-        return sum(self.weights[name] * value for name, value in terms.items())
+        return cast(torch.Tensor, sum(self.weights[name] * v for name, v in terms.items()))
 
 
 def build_loss(weights: Mapping[str, float], ignore_index: int = IGNORE_INDEX) -> CombinedLoss:
     """The weighted loss, e.g. ``build_loss({"dice": 1.0, "ce": 1.0, "boundary": 0.1})``.
 
-    Names are keys of :data:`LOSSES`; zero weights drop a term.
+    Names are registered in ``endobench.registry.LOSSES``; zero weights drop a term.
     """
     return CombinedLoss(weights, ignore_index=ignore_index)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from endobench.feature_cache import FeatureCache, image_sha256
 from endobench.models import build_backbone
+from endobench.training.feature_cache import FeatureCache, image_sha256
 
 TINY = {"depth": 2, "embed_dim": 48, "num_heads": 2}  # a 2-block ViT-S/14 stand-in
 

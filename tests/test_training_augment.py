@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from endobench.augment import (
+from endobench.registry import AUGMENTATIONS
+from endobench.training.augment import (
     BloodTint,
     FieldOfViewMask,
     SmokeHaze,
@@ -126,7 +127,8 @@ def test_photometric_transforms_never_touch_the_mask(name: str) -> None:
 
 
 def test_preset_kinds() -> None:
-    assert preset_names() == sorted(PRESETS)
+    assert preset_names() == sorted(PRESETS) == AUGMENTATIONS.names()
+    assert AUGMENTATIONS.get("basic").description == "Flips, small affine, colour jitter."
     assert not is_geometric("none") and not is_photometric("none")
     for name in ("basic", "classic", "endoscopic"):
         assert is_geometric(name) and is_photometric(name)
