@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from endobench.registry import AUGMENTATIONS, LOSSES
+from endobench.registry import AUGMENTATIONS, HEADS, LOSSES
 
 # Fields that may differ between a run and its resumption without changing its numbers.
 RESUMABLE_CHANGES = frozenset({"out_dir", "device", "num_workers", "cache_dir", "datasets"})
@@ -46,7 +46,7 @@ class TrainConfig(BaseModel):
     out_indices: list[int] | None = None
     unfreeze_last: int = Field(0, ge=0)
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
-    head: Literal["linear", "fusion"] = "fusion"
+    head: str = "fusion"
     head_kwargs: dict[str, Any] = Field(default_factory=dict)
     num_classes: int | None = Field(None, ge=2)
 
@@ -76,6 +76,11 @@ class TrainConfig(BaseModel):
                 f"unknown augmentation preset {value!r}; expected one of {AUGMENTATIONS.names()}"
             )
         return value
+
+    @field_validator("head")
+    @classmethod
+    def _known_head(cls, value: str) -> str:
+        return HEADS.check(value)
 
     @field_validator("loss")
     @classmethod
