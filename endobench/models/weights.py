@@ -16,7 +16,7 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ from endobench.errors import UserError
 from endobench.io_utils import unreadable_cause
 
 WeightsSource = Literal["timm-hub", "local-file", "random-init"]
-RANDOM_INIT = "random-init"
+RANDOM_INIT: Final = "random-init"
 # Checkpoint files a timm repo on the Hub may hold, in the order timm itself prefers them.
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 # Containers that training scripts wrap a state dict in.
@@ -87,7 +87,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path), device="cpu")
+            state: Any = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # loader errors carry no file name; add it and the cause
