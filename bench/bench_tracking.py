@@ -4,7 +4,11 @@ Quality (semi-supervised protocol, ground-truth keyframes, annotated frames scor
 keyframes per 100 frames on the real samples DAVIS (4 sequences, 480x854), CholecSeg8k (40
 consecutive laparoscopic frames, 12 classes) and CVC-ClinicDB (15 sparse colonoscopy
 sequences), for copy-last-keyframe, forward DIS and bidirectional DIS with every:5 / every:10
-keyframes, plus what each flow option buys (DIS preset, flow confidence) at every:10.
+keyframes, plus what each flow option buys (DIS preset, flow confidence) at every:10, what each
+change to the defaults bought (``what_each_change_bought``: before / after, every:5 and every:10,
+forward and bidirectional, real samples and the built-in synthetic clips), and where
+bidirectional wins or loses against forward, split by whether an object is present at both
+keyframes around a frame or at one only.
 Speed: per-stage milliseconds of DIS propagation at 480x854, and the whole `endobench track`
 command (start-up, decoding, propagation, PNG writing) on a synthetic 600-frame 480x854 clip
 against decoding those JPEGs + DIS ultrafast alone, measured side by side in this run.
@@ -24,10 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -36,7 +42,15 @@ from machine import machine_facts
 
 from endobench.data import Clip, open_dataset
 from endobench.metrics import evaluate_sequence, summarize
-from endobench.propagation import build_propagator, track, track_clips
+from endobench.propagation import (
+    DISFlow,
+    FlowPropagator,
+    Propagator,
+    build_propagator,
+    track,
+    track_clips,
+)
+from endobench.propagation.flow import PROPAGATION_DIS_ITERATIONS
 from endobench.registry import KEYFRAME_POLICIES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,15 +91,101 @@ def score(clips: list[Clip], spec: str, policy: str, bidirectional: bool, **opts
     for clip, result in track_clips(
         clips, spec, policy, bidirectional=bidirectional, progress=False, **opts
     ):
-        gts = [clip.mask(t) for t in clip.annotated]
-        preds = [result.masks[t] for t in clip.annotated]
-        frames.append(evaluate_sequence(gts, preds, sequence=clip.name))
+        frames.append(_rows(clip, result))
         keyframes += len(result.keyframes)
         total += result.num_frames
-    table = summarize(pd.concat(frames, ignore_index=True)).loc["global"]
-    out = {k: round(float(table[k]), 4) for k in ("J&F-Mean", "J-Mean", "F-Mean")}
+    out = _summary(frames)
     out["keyframes_per_100"] = round(100.0 * keyframes / total, 2)
     return out
+
+
+def _rows(clip: Clip, result) -> pd.DataFrame:
+    gts = [clip.mask(t) for t in clip.annotated]
+    preds = [result.masks[t] for t in clip.annotated]
+    return evaluate_sequence(gts, preds, sequence=clip.name)
+
+
+def _summary(frames: list[pd.DataFrame]) -> dict:
+    table = summarize(pd.concat(frames, ignore_index=True)).loc["global"]
+    return {k: round(float(table[k]), 4) for k in ("J&F-Mean", "J-Mean", "F-Mean")}
+
+
+def score_built(
+    clips: list[Clip], make: Callable[[Clip], Propagator], policy: str, bidirectional: bool
+) -> dict:
+    """``score`` for propagators built by ``make(clip)`` (settings the specs do not expose)."""
+    frames = []
+    for clip in clips:
+        backward = make(clip) if bidirectional else None
+        result = track(
+            clip, make(clip), KEYFRAME_POLICIES.build(policy), progress=False, backward=backward
+        )
+        frames.append(_rows(clip, result))
+    return _summary(frames)
+
+
+def change_ablation(data: dict[str, list[Clip]], policies: list[str]) -> dict[str, Any]:
+    """What each change to flow propagation bought: J&F before and after, per dataset."""
+    changes: dict[str, Callable[[Clip], Propagator]] = {
+        "round 2: DIS ultrafast, preset's 12 inverse-search iterations": lambda c: FlowPropagator(
+            DISFlow("ultrafast"), fov=c.fov_mask
+        ),
+        f"converged DIS: {PROPAGATION_DIS_ITERATIONS} iterations (default now)": (
+            lambda c: build_propagator("flow:dis", fov=c.fov_mask)
+        ),
+    }
+    out: dict[str, Any] = {name: {} for name in data}
+    for label, make in changes.items():
+        for name, clips in data.items():
+            for policy in policies:
+                for bidi in (False, True):
+                    key = f"{label} | {'bidirectional' if bidi else 'forward'} | {policy}"
+                    out[name][key] = score_built(clips, make, policy, bidi)
+    return out
+
+
+def presence_split(clips: list[Clip], policy: str = "every:10") -> dict[str, Any]:
+    """Where bidirectional wins or loses against forward (default flow), object by segment.
+
+    Each scored (frame, object) row between two keyframes k < t < k' is put in one group: the
+    object is present (has pixels) at both keyframes, at k only, at k' only, or at neither.
+    Per group: rows and the mean of (J + F) / 2 forward and bidirectional (a row mean, not the
+    DAVIS per-object mean). Frames after the last keyframe (forward only) are left out.
+    """
+    runs = {}
+    for bidi in (False, True):
+        runs[bidi] = list(
+            track_clips(clips, "flow:dis", policy, bidirectional=bidi, progress=False)
+        )
+    groups: dict[str, dict[str, list[float]]] = {}
+    for (clip, fwd), (_, bid) in zip(runs[False], runs[True], strict=True):
+        rows_f, rows_b = _rows(clip, fwd), _rows(clip, bid)
+        keys = sorted(fwd.keyframes)
+        present = {k: set(np.unique(np.asarray(clip.mask(k))).tolist()) for k in keys}
+        for (_, rf), (_, rb) in zip(rows_f.iterrows(), rows_b.iterrows(), strict=True):
+            t, obj = int(rf["frame_index"]), int(rf["object"])
+            before = [k for k in keys if k < t]
+            after = [k for k in keys if k > t]
+            if t in keys or not before or not after:
+                continue
+            at_k, at_next = obj in present[before[-1]], obj in present[after[0]]
+            group = {
+                (True, True): "present at both keyframes",
+                (True, False): "at the earlier keyframe only",
+                (False, True): "at the later keyframe only",
+                (False, False): "at neither",
+            }[at_k, at_next]
+            g = groups.setdefault(group, {"forward": [], "bidirectional": []})
+            g["forward"].append((rf["J"] + rf["F"]) / 2)
+            g["bidirectional"].append((rb["J"] + rb["F"]) / 2)
+    return {
+        group: {
+            "rows": len(v["forward"]),
+            "forward_JF": round(float(np.mean(v["forward"])), 4),
+            "bidirectional_JF": round(float(np.mean(v["bidirectional"])), 4),
+        }
+        for group, v in sorted(groups.items())
+    }
 
 
 def command_speed(frames: int) -> dict[str, Any]:
@@ -260,6 +360,15 @@ def main() -> int:
             row = score(clips, spec, "every:10", True, **opts)
             report["flow_options_every10_bidirectional"][name][label] = row
         save()
+    synthetic = [CachedClip(c) for c in open_dataset("synthetic").clips()]  # 2 x 48, 128x160
+    report["what_each_change_bought"] = change_ablation(
+        {**data, "synthetic": synthetic}, ["every:5", "every:10"]
+    )
+    save()
+    report["bidirectional_vs_forward_by_presence_every10"] = {
+        name: presence_split(clips) for name, clips in data.items()
+    }
+    save()
     repeats = 2 if args.quick else 3
     report["speed_480x854"] = {
         spec: speed(data["davis"][:2], spec, repeats)

@@ -262,9 +262,9 @@ def test_window_tiles_cover_the_grid_and_reach_exactly_the_square_windows():
             )
     for grid in ((34, 59), (60, 104)):
         window_tiles.cache_clear()
-        start = time.perf_counter()
+        start = time.process_time()  # CPU seconds: wall time on a shared machine measures load
         window_tiles(*grid, 12)
-        assert time.perf_counter() - start < 0.5
+        assert time.process_time() - start < 0.5
 
 
 def _dense_step(query, keys, labels, h, w, radius, topk):

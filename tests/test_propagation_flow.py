@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from endobench.propagation.flow import FlowError, RAFTFlow, to_gray
+from endobench.propagation.flow import (
+    PROPAGATION_DIS_ITERATIONS,
+    DISFlow,
+    FlowError,
+    RAFTFlow,
+    to_gray,
+)
 from endobench.registry import FLOW_ESTIMATORS, SpecError
 
 
@@ -38,6 +44,32 @@ def test_dis_alias_and_gray_input(shifted_pair):
     assert est.name == "dis:ultrafast"
     np.testing.assert_array_equal(est(prev, nxt), est(to_gray(prev), to_gray(nxt)))
     assert est.info()["source"].startswith("opencv")
+
+
+def test_propagation_dis_runs_the_inverse_search_to_convergence():
+    # A 10-pixel shift of a smooth texture: the ultrafast preset's 12 gradient-descent iterations
+    # stop short on about half of the pixels; 32 iterations find it almost everywhere.
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.random((140, 180)).astype(np.float32), (0, 0), 2.0)
+    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    nxt = np.roll(base, shift=10, axis=1)
+
+    def share_found(estimator) -> float:
+        inner = estimator(base, nxt)[20:-20, 20:-20]
+        return float(np.mean((np.abs(inner[..., 0] - 10) < 0.5) & (np.abs(inner[..., 1]) < 0.5)))
+
+    converged = FLOW_ESTIMATORS.build("dis")
+    assert converged.iterations == PROPAGATION_DIS_ITERATIONS == 32
+    assert converged.info()["iterations"] == 32
+    preset = DISFlow("ultrafast")
+    assert preset.iterations == 12  # the preset as OpenCV ships it
+    assert share_found(converged) > 0.95
+    assert share_found(preset) < 0.6
+    assert DISFlow("fast").iterations == 16  # temporal consistency's flow is unchanged
+    assert FLOW_ESTIMATORS.build("dis:preset=fast,iterations=5").iterations == 5
+    for bad in (0, True, 2.5):
+        with pytest.raises(FlowError, match="DIS iterations"):
+            DISFlow("ultrafast", iterations=bad)
 
 
 def test_build_errors_are_explicit():

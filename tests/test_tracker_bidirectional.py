@@ -162,6 +162,7 @@ def real_scores() -> dict[tuple[str, str, bool], float]:
     sets = {
         "cholecseg8k": [head(open_dataset("cholecseg8k").clips()[0], 21)],
         "cvc-clinicdb": open_dataset("cvc-clinicdb").clips()[:5],
+        "davis": [head(clip, 21) for clip in open_dataset("davis2017").clips()],
     }
     out = {}
     for name, clips in sets.items():
@@ -171,20 +172,41 @@ def real_scores() -> dict[tuple[str, str, bool], float]:
     return out
 
 
-def test_flow_beats_copy_on_real_endoscopic_video(real_scores):
-    assert (
-        real_scores["cholecseg8k", "flow:dis", False]
-        > real_scores["cholecseg8k", "copy", False] + 0.05
-    )
-    assert (
-        real_scores["cvc-clinicdb", "flow:dis", False]
-        > real_scores["cvc-clinicdb", "copy", False] + 0.03
-    )
+# Measured with the default flow (DIS ultrafast, 32 iterations), GT keyframes every:10, on the
+# first 21 frames of CholecSeg8k and of the 4 DAVIS clips and on CVC-ClinicDB sequences 1-5.
+MEASURED = {
+    "cholecseg8k": {"copy": 0.8055, "forward": 0.9143, "bidirectional": 0.8175},
+    "cvc-clinicdb": {"copy": 0.1770, "forward": 0.2236, "bidirectional": 0.2592},
+    "davis": {"copy": 0.5041, "forward": 0.8126, "bidirectional": 0.9267},
+}
 
 
-def test_bidirectional_beats_forward_on_colonoscopy(real_scores):
-    # Measured on sequences 1-5: forward 0.223, bidirectional 0.250.
+@pytest.mark.parametrize("dataset", sorted(MEASURED))
+def test_real_clips_score_as_measured(real_scores, dataset):
+    got = {
+        "copy": real_scores[dataset, "copy", False],
+        "forward": real_scores[dataset, "flow:dis", False],
+        "bidirectional": real_scores[dataset, "flow:dis", True],
+    }
+    assert got == pytest.approx(MEASURED[dataset], abs=0.005)
+
+
+def test_flow_beats_copy_on_every_real_dataset(real_scores):
+    for name, margin in (("cholecseg8k", 0.1), ("cvc-clinicdb", 0.04), ("davis", 0.3)):
+        assert real_scores[name, "flow:dis", False] > real_scores[name, "copy", False] + margin
+
+
+def test_bidirectional_beats_forward_where_objects_persist(real_scores):
+    # DAVIS objects and CVC polyps are present at every keyframe: the backward pass pays.
+    assert real_scores["davis", "flow:dis", True] > real_scores["davis", "flow:dis", False] + 0.1
     assert (
         real_scores["cvc-clinicdb", "flow:dis", True]
-        > real_scores["cvc-clinicdb", "flow:dis", False] + 0.015
+        > real_scores["cvc-clinicdb", "flow:dis", False] + 0.03
+    )
+    # CholecSeg8k frames 561-581: GI tract and gallbladder have no label at keyframe 10 (frames
+    # 571-577), the L-hook has 46 px at keyframe 20 only; the backward pass carries each
+    # keyframe's labels faithfully, and loses to forward here (bench_tracking's presence split).
+    assert (
+        real_scores["cholecseg8k", "flow:dis", True]
+        < real_scores["cholecseg8k", "flow:dis", False] - 0.05
     )

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from endobench.errors import UserError
 from endobench.io_utils import sha256_file
@@ -25,6 +25,11 @@ _DIS_PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+
+# The inverse search of the presets stops before it converges on large motion: on the shared
+# real clips one-step warp IoU and J&F rise up to 32 iterations and are flat beyond (48, 64,
+# 128), at no measurable flow cost (bench/bench_tracking.py "what each change bought").
+PROPAGATION_DIS_ITERATIONS = 32
 
 
 class FlowError(UserError, ValueError):
@@ -69,13 +74,26 @@ class FlowEstimator:
 
 
 class DISFlow(FlowEstimator):
-    """OpenCV Dense Inverse Search flow (Kroeger et al. 2016); the fast CPU default."""
+    """OpenCV Dense Inverse Search flow (Kroeger et al. 2016); the fast CPU default.
 
-    def __init__(self, preset: str = "fast") -> None:
+    ``iterations``: gradient-descent iterations of the inverse search per patch and scale; None
+    keeps the preset's (12 / 16 / 25 for ultrafast / fast / medium). Propagation builds DIS with
+    ``PROPAGATION_DIS_ITERATIONS`` (the ``dis`` entry of ``FLOW_ESTIMATORS``).
+    """
+
+    def __init__(self, preset: str = "fast", iterations: int | None = None) -> None:
         if preset not in _DIS_PRESETS:
             raise FlowError(f"DIS preset {preset!r}: expected one of {sorted(_DIS_PRESETS)}")
         self.name = f"dis:{preset}"
         self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
+        if iterations is not None:
+            if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+                raise FlowError(f"DIS iterations {iterations!r}: expected an integer >= 1")
+            self._dis.setGradientDescentIterations(iterations)
+        self.iterations = int(self._dis.getGradientDescentIterations())
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "iterations": self.iterations}
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         prev, nxt = to_gray(prev), to_gray(nxt)
@@ -229,6 +247,9 @@ class DISOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: Literal["ultrafast", "fast", "medium"] = "ultrafast"
+    # Propagation runs the inverse search to convergence: the one-step warp IoU rises up to 32
+    # iterations and is flat beyond (bench/bench_tracking.py); the presets stop at 12 / 16 / 25.
+    iterations: int = Field(default=PROPAGATION_DIS_ITERATIONS, ge=1)
 
 
 @FLOW_ESTIMATORS.register("dis", options=DISOptions, usage="dis | dis:ultrafast|fast|medium")
@@ -238,9 +259,9 @@ def dis(
     allow_random_init: bool = False,
     device: str | None = None,
 ) -> DISFlow:
-    """OpenCV Dense Inverse Search (the fast CPU default)."""
+    """OpenCV Dense Inverse Search (the fast CPU default), run to convergence."""
     _no_weights(f"dis:{options.preset}", weights)
-    return DISFlow(options.preset)
+    return DISFlow(options.preset, iterations=options.iterations)
 
 
 @FLOW_ESTIMATORS.register("farneback")
