@@ -181,7 +181,7 @@ class AffinityPropagator:
         gh, gw = self._grid
         if self.config.mode == "reference":
             labels = np.argmax(probs, axis=0).astype(np.uint8)
-            small = np.asarray(Image.fromarray(labels).resize((gw, gh), Image.NEAREST))
+            small = np.asarray(Image.fromarray(labels).resize((gw, gh), Image.Resampling.NEAREST))
             grid = np.stack([small == c for c in range(probs.shape[0])]).astype(np.float32)
         else:
             hwc = np.ascontiguousarray(probs.transpose(1, 2, 0), dtype=np.float32)
@@ -250,7 +250,9 @@ class AffinityPropagator:
                 recompute_scale_factor=False,
             )[0]
             hard = torch.max(minmax_per_channel(up), dim=0).indices.to(torch.uint8).numpy()
-            hard = np.asarray(Image.fromarray(hard).resize((width, height), Image.NEAREST))
+            hard = np.asarray(
+                Image.fromarray(hard).resize((width, height), Image.Resampling.NEAREST)
+            )
             probs = np.stack([hard == c for c in range(labels.shape[0])]).astype(np.float32)
         else:
             probs = F.interpolate(

@@ -85,7 +85,7 @@ class DISFlow(FlowEstimator):
         if preset not in _DIS_PRESETS:
             raise FlowError(f"DIS preset {preset!r}: expected one of {sorted(_DIS_PRESETS)}")
         self.name = f"dis:{preset}"
-        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])  # type: ignore[attr-defined]  # missing from OpenCV's stubs
         if iterations is not None:
             if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
                 raise FlowError(f"DIS iterations {iterations!r}: expected an integer >= 1")
@@ -119,7 +119,7 @@ class FarnebackFlow(FlowEstimator):
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         prev, nxt = to_gray(prev), to_gray(nxt)
         _check_pair(prev, nxt)
-        return cv2.calcOpticalFlowFarneback(prev, nxt, None, *self._params)
+        return cv2.calcOpticalFlowFarneback(prev, nxt, None, *self._params)  # type: ignore[call-overload]  # OpenCV's stubs reject flow=None
 
 
 class RAFTFlow(FlowEstimator):

@@ -144,7 +144,7 @@ class FlowPropagator:
         coords = sampling_map(flow, out=buf.coords)
         # The state ping-pongs between two buffers: the old one is the remap's source.
         track = buf.track[1] if self._track is buf.track[0] else buf.track[0]
-        cv2.remap(
+        cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
             self._track,
             coords,
             None,
@@ -156,7 +156,7 @@ class FlowPropagator:
         t2 = time.perf_counter()
         step_conf = None
         if self.confidence_mode == "photometric":
-            cv2.remap(
+            cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
                 self._prev_gray,
                 coords,
                 None,
