@@ -48,19 +48,3 @@ def write_notebook(path: Path, parameters: str, body: str) -> Path:
     ]
     nbformat.write(nb, path)
     return path
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """xdist groups (``--dist=loadgroup``): tests spread one by one over the workers, except
-    those that must share a worker: the cells of one notebook (nbval: one kernel) and the tests
-    of a module that share a module- or class-scoped fixture (set up once, not once per worker).
-    """
-    for item in items:
-        path = str(getattr(item, "path", item.nodeid.split("::")[0]))
-        if path.endswith(".ipynb"):
-            item.add_marker(pytest.mark.xdist_group(path))
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        defs = info.name2fixturedefs.values() if info else ()
-        if any(d.scope in ("module", "class", "package") for fds in defs for d in fds):
-            item.add_marker(pytest.mark.xdist_group(path))

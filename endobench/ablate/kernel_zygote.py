@@ -56,10 +56,10 @@ def _become_kernel(args: list[str], env: dict[str, str], cwd: str, zygote_pid: i
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.chdir(cwd)
     os.environ.clear()
-    os.environ.update(env)
-    os.environ["JPY_PARENT_PID"] = str(zygote_pid)
-    # ipykernel read JPY_PARENT_PID when the zygote imported it; say it again: the kernel then
-    # polls its parent (and exits with it) and prints no "connect another client" banner
+    os.environ.update(env)  # JPY_PARENT_PID stays the launching process, as for any kernel
+    # ipykernel read JPY_PARENT_PID when the zygote imported it; name the real parent: the
+    # kernel then polls the zygote (and exits with it, as the zygote exits with the launching
+    # process) and prints no "connect another client" banner
     args = [*args, f"--IPKernelApp.parent_handle={zygote_pid}"]
     sys.argv = ["-m", *args]
     import random

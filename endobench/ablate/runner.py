@@ -360,10 +360,9 @@ def run_sweep(
     """
     plan = plan or plan_sweep(grid, results_root)
     if options is None:
-        from endobench.ablate.warm_kernels import preload_for
-
-        notebooks = [grid.notebook_path(s) for s in grid.stages]
-        options = StageOptions(grid.kernel, str(Path.cwd()), preload=preload_for(notebooks))
+        options = StageOptions(
+            grid.kernel, str(Path.cwd()), preload=_preload(grid, scheduler, workers)
+        )
     todo = tasks_to_execute(plan, rerun_failed)
     say = partial(tqdm.write, file=sys.stderr) if progress else _silent
     executor = _open_executor(scheduler, workers)
@@ -388,6 +387,16 @@ def run_sweep(
             )
         result = _execute(plan, todo.tasks, executor, options, progress)
     return result
+
+
+def _preload(grid: GridConfig, scheduler: str | None, workers: int) -> tuple[str, ...] | None:
+    """Warm kernels on the LocalCluster a sweep starts; elsewhere (this process, a cluster it
+    does not own) kernels start as new interpreters."""
+    if scheduler or workers <= 1:
+        return None
+    from endobench.ablate.warm_kernels import preload_for
+
+    return preload_for(grid.notebook_path(s) for s in grid.stages)
 
 
 def _silent(_message: str) -> None:
