@@ -211,7 +211,8 @@ class ForkedKernel:
     stdin = stdout = stderr = None
 
     def __init__(self, pid: int, zygote: Zygote) -> None:
-        self.pid, self._zygote, self.returncode = pid, zygote, None
+        self.pid, self._zygote = pid, zygote
+        self.returncode: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -247,7 +248,7 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
         cwd = str(kwargs.get("cwd") or Path.cwd())
         zygote = zygote_for(cmd[0], env, getattr(self.parent, "preload", (KERNEL,)))
         pid = zygote.spawn(cmd[2:], env, cwd)
-        self.process = ForkedKernel(pid, zygote)
+        self.process = ForkedKernel(pid, zygote)  # type: ignore[assignment]  # Popen's surface
         self.pid = self.pgid = pid  # the kernel leads its own session
         self.cwd = cwd
         return self.connection_info
