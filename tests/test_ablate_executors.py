@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from endobench.ablate.executors import InProcessExecutor, Job, visible_gpus, worker_environments
+from endobench.ablate.executors import (
+    THREAD_VARIABLES,
+    DaskExecutor,
+    InProcessExecutor,
+    Job,
+    order_by_dependents,
+    visible_gpus,
+    worker_environments,
+)
 
 
 def test_one_gpu_per_worker_round_robin_and_an_equal_cpu_share() -> None:
     envs = worker_environments(3, ["0", "1"], cpus=8)
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]
     assert {e["OMP_NUM_THREADS"] for e in envs} == {"2"}  # 8 // 3
+    assert {v for e in envs for k, v in e.items() if k in THREAD_VARIABLES} == {"2"}
     assert (
-        worker_environments(4, [], cpus=2) == [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 4
+        worker_environments(4, [], cpus=2) == [dict.fromkeys(THREAD_VARIABLES, "1")] * 4
     )  # no GPUs: CUDA_VISIBLE_DEVICES untouched, at least one thread
+    assert {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"} <= set(THREAD_VARIABLES)
 
 
 @pytest.mark.parametrize(
@@ -36,3 +46,37 @@ def test_in_process_executor_yields_errors_and_goes_on() -> None:
     assert [k for k, _ in out] == ["0", "1", "2", "3"]
     assert [v for _, v in out if not isinstance(v, Exception)] == [0, 1, 9]
     assert str(out[2][1]) == "two"
+
+
+# t2 <- b, t2 <- c <- d, t1 <- a: t2 has 3 jobs waiting for it, t1 and c one each.
+DIAMOND = [
+    Job("t1", 1),
+    Job("t2", 2),
+    Job("a", 3, ("t1",)),
+    Job("b", 4, ("t2",)),
+    Job("c", 5, ("t2",)),
+    Job("d", 6, ("c",)),
+]
+
+
+def test_jobs_that_more_jobs_wait_for_come_first_ties_keep_their_order() -> None:
+    assert [j.key for j in order_by_dependents(DIAMOND)] == ["t2", "t1", "c", "a", "b", "d"]
+    assert order_by_dependents(DIAMOND[:2]) == DIAMOND[:2]
+
+
+def _started_at(payload: int) -> tuple[int, float]:
+    import time
+
+    started = time.monotonic()
+    time.sleep(0.05)
+    return payload, started
+
+
+def test_dask_runs_ready_jobs_by_dependents_one_per_worker_thread() -> None:
+    # One single-threaded worker: the start order is the schedule itself. After t2 and t1,
+    # c (one job waits for it) goes before a and b (none), d last (it waits for c).
+    with DaskExecutor(n_workers=1) as executor:
+        out = dict(executor.run(_started_at, DIAMOND))
+    starts = sorted(out, key=lambda key: out[key][1])
+    assert starts == ["t2", "t1", "c", "a", "b", "d"]
+    assert {k: v[0] for k, v in out.items()} == {j.key: j.payload for j in DIAMOND}

@@ -1,7 +1,11 @@
 """Where stage tasks run: in this process one after another, or on Dask distributed workers.
 
 Both executors take tasks in dependency order with, for each, the keys of the tasks it must
-wait for, and yield ``(key, result or exception)`` as tasks finish. Dask runs a LocalCluster
+wait for, and yield ``(key, result or exception)`` as tasks finish. The Dask executor hands a
+task to the cluster only once the tasks it waits for have finished and a worker thread is free,
+choosing among the ready ones the task that most other tasks wait for (first in the given order
+on ties): a sweep starts all its trainings before any tracking, and no long training is left
+for the end while cheap notebooks go first. Dask runs a LocalCluster
 (one process per worker, one thread each, one GPU each when GPUs exist) or connects to an
 existing scheduler, e.g. one started by dask-jobqueue on SLURM or dask-kubernetes; there the
 cluster manager decides which GPU a worker sees, so we leave ``CUDA_VISIBLE_DEVICES`` alone.
@@ -42,16 +46,29 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+#: Thread-pool sizes read by the libraries a kernel uses: OpenMP (torch), MKL, OpenBLAS, numexpr,
+#: numba and OpenCV (whose pool would otherwise take every core in every kernel).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "OPENCV_FOR_THREADS_NUM",
+)
+
+
 def worker_environments(n_workers: int, gpus: Sequence[str], cpus: int) -> list[dict[str, str]]:
     """Environment of each local worker: one GPU each (round robin) and an equal CPU share.
 
-    The notebook kernels a worker starts inherit it, so torch in worker ``i`` sees only its GPU
-    and uses ``cpus // n_workers`` threads instead of oversubscribing the machine.
+    The notebook kernels a worker starts inherit it, so worker ``i`` sees only its GPU and every
+    thread pool in its kernels has ``cpus // n_workers`` threads (at least one) instead of one
+    per core in each of them: pools that oversubscribe the cores spin-wait for each other.
     """
     threads = str(max(1, cpus // max(1, n_workers)))
     envs = []
     for i in range(n_workers):
-        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        env = dict.fromkeys(THREAD_VARIABLES, threads)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         envs.append(env)
@@ -143,30 +160,50 @@ class DaskExecutor:
         client.register_plugin(_worker_environment_plugin(envs), name="endobench-worker-env")
         return client, cluster
 
+    def _slots(self) -> int:
+        """Worker threads in the cluster now (workers may join or leave during a sweep)."""
+        return max(1, sum(self._client.nthreads().values()))
+
     def run(self, fn: TaskFn, jobs: Sequence[Job]) -> Iterator[tuple[str, Any]]:
-        from distributed import as_completed
+        from distributed import wait
 
         if self._client is None:
             raise RuntimeError("DaskExecutor.run outside `with executor:`")
         client = self._client
-        futures = {}
+        waiting = order_by_dependents(jobs)
+        finished: set[str] = set()
+        running: dict[Any, str] = {}  # future -> job key
         try:
-            for job in jobs:
-                deps = [futures[k] for k in job.after if k in futures]
-                # Extra positional futures only order the work: Dask waits for them first.
-                futures[job.key] = client.submit(
-                    _call_after, fn, job.payload, *deps, key=f"endobench-{job.key}", pure=False
-                )
-            by_future = {f.key: k for k, f in futures.items()}
-            for future in as_completed(list(futures.values())):
-                key = by_future[future.key]
-                try:
-                    yield key, future.result()
-                except Exception as err:  # e.g. KilledWorker: recorded, the sweep goes on
-                    yield key, err
+            while waiting or running:
+                slots = self._slots()
+                for job in [j for j in waiting if finished.issuperset(j.after)]:
+                    if len(running) >= slots:
+                        break
+                    waiting.remove(job)
+                    future = client.submit(fn, job.payload, key=f"endobench-{job.key}", pure=False)
+                    running[future] = job.key
+                if not running:  # waits on a job that is not in this sweep
+                    raise ValueError(f"jobs wait for unknown jobs: {[j.after for j in waiting]}")
+                try:  # the timeout lets workers that join later (dask-jobqueue) take work
+                    done = wait(list(running), timeout=5, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    continue
+                for future in done:
+                    key = running.pop(future)
+                    finished.add(key)
+                    try:
+                        yield key, future.result()
+                    except Exception as err:  # e.g. KilledWorker: recorded, the sweep goes on
+                        yield key, err
         finally:
-            client.cancel([f for f in futures.values() if not f.done()])
+            client.cancel([f for f in running if not f.done()])
 
 
-def _call_after(fn: TaskFn, payload: Any, *_finished: Any) -> Any:
-    return fn(payload)
+def order_by_dependents(jobs: Sequence[Job]) -> list[Job]:
+    """Jobs sorted by how many jobs wait for them, directly or not (most first; stable)."""
+    waiting_on: dict[str, set[str]] = {j.key: set() for j in jobs}
+    for job in reversed(jobs):  # dependencies come before their dependents
+        for key in job.after:
+            if key in waiting_on:
+                waiting_on[key] |= {job.key} | waiting_on[job.key]
+    return sorted(jobs, key=lambda j: -len(waiting_on[j.key]))

@@ -47,6 +47,9 @@ class StageOptions:
     kernel: str = "python3"
     cwd: str | None = None  # working directory of the notebook kernels
     start_timeout: int = 120  # seconds to wait for a kernel to start
+    # modules imported once by a process that forks the kernels (endobench.ablate.warm_kernels);
+    # None: every kernel starts as a new interpreter
+    preload: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
                 # Kernel-side log lines (ipykernel's TCP notice, shutdown chatter) would break the
                 # progress bar once per notebook; errors still reach the executed notebook.
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                **_kernel_manager(options),
             )
             missing = [n for n in (rf.METRICS_FILE, rf.SUMMARY_FILE) if not (out / n).is_file()]
             if missing:
@@ -222,6 +226,15 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
         if interrupted is not None:
             raise KeyboardInterrupt(f"{task.key} interrupted") from None
     return StageOutcome(task.key, status, seconds, message)
+
+
+def _kernel_manager(options: StageOptions) -> dict[str, type]:
+    """papermill keyword choosing how kernels start: forked warm, or jupyter_client's default."""
+    if options.preload is None:
+        return {}
+    from endobench.ablate.warm_kernels import warm_kernel_manager
+
+    return {"kernel_manager_class": warm_kernel_manager(options.preload)}
 
 
 def _upstream_failure(stage_dirs: list[Path]) -> str:
@@ -345,8 +358,11 @@ def run_sweep(
     the tasks in flight ``interrupted`` and raises :class:`SweepInterrupted`. ``plan``: the
     result of ``plan_sweep(grid, results_root)`` when the caller has it already.
     """
-    options = options or StageOptions(kernel=grid.kernel, cwd=str(Path.cwd()))
     plan = plan or plan_sweep(grid, results_root)
+    if options is None:
+        options = StageOptions(
+            grid.kernel, str(Path.cwd()), preload=_preload(grid, scheduler, workers)
+        )
     todo = tasks_to_execute(plan, rerun_failed)
     say = partial(tqdm.write, file=sys.stderr) if progress else _silent
     executor = _open_executor(scheduler, workers)
@@ -371,6 +387,16 @@ def run_sweep(
             )
         result = _execute(plan, todo.tasks, executor, options, progress)
     return result
+
+
+def _preload(grid: GridConfig, scheduler: str | None, workers: int) -> tuple[str, ...] | None:
+    """Warm kernels on the LocalCluster a sweep starts; elsewhere (this process, a cluster it
+    does not own) kernels start as new interpreters."""
+    if scheduler or workers <= 1:
+        return None
+    from endobench.ablate.warm_kernels import preload_for
+
+    return preload_for(grid.notebook_path(s) for s in grid.stages)
 
 
 def _silent(_message: str) -> None:
