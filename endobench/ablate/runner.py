@@ -188,6 +188,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
             return StageOutcome(task.key, rf.FAILED, 0.0, message.splitlines()[0])
         rf.write_status(out, rf.RUNNING)
         interrupted: BaseException | None = None
+        tb: str | None
         try:
             papermill.execute_notebook(
                 str(task.notebook),

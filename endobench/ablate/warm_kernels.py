@@ -238,7 +238,7 @@ class ForkedKernel:
         self.send_signal(signal.SIGTERM)
 
 
-class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
+class ForkProvisioner(LocalProvisioner):
     """LocalProvisioner that forks ``python -m ipykernel_launcher`` kernels from a zygote."""
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
@@ -254,7 +254,7 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
         return self.connection_info
 
 
-class WarmKernelManager(AsyncKernelManager):  # type: ignore[misc]
+class WarmKernelManager(AsyncKernelManager):
     """AsyncKernelManager whose local Python kernels are forked from a warm zygote.
 
     ``preload``: the modules the zygote imports (:func:`warm_kernel_manager` sets them).
