@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -172,9 +171,6 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._load()
         return name in self._entries
-
-    def __iter__(self) -> Iterator[Entry[T]]:
-        return iter(self.entries())
 
     def entries(self) -> list[Entry[T]]:
         """Every entry, sorted by name (or in registration order, see the class docstring)."""

@@ -30,8 +30,6 @@ RANDOM_INIT: Final = "random-init"
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 # Containers that training scripts wrap a state dict in.
 _WRAPPER_KEYS = ("state_dict", "model", "module")
-# Meta's DINOv2 checkpoints: keys that no timm ViT state dict has.
-_META_DINOV2_KEYS = ("mask_token", "register_tokens")
 
 
 class WeightsUnavailableError(UserError, RuntimeError):
@@ -108,11 +106,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
-
-
-def is_meta_dinov2(state: dict[str, torch.Tensor]) -> bool:
-    """True for Meta's original DINOv2 key layout (``facebookresearch/dinov2`` ``*_pretrain.pth``)."""
-    return any(k in state for k in _META_DINOV2_KEYS)
 
 
 def to_timm_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
