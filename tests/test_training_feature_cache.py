@@ -127,3 +127,22 @@ def test_refuses_a_trainable_backbone(tmp_path: Path) -> None:
         FeatureCache(tmp_path, tiny_backbone(unfreeze_last=1))
     with pytest.raises(ValueError, match="precision 'fp16'"):
         FeatureCache(tmp_path, tiny_backbone(), precision="fp16")
+
+
+def test_cached_dataset_reads_and_verifies_each_entry_once(
+    tmp_path: Path, images: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from endobench.training import data
+
+    cache = FeatureCache(tmp_path, tiny_backbone())
+    keys = cache.ensure(images, batch_size=2, progress=False)
+    masks = np.zeros((len(images), *images[0].shape[:2]), np.uint8)
+    dataset = data.CachedFeatureDataset(cache, keys, masks)
+    first = [dataset[i][0] for i in range(len(dataset))]
+    for key in keys:  # later epochs are served from memory: the files are not read again
+        cache.path(key).unlink()
+    for i, feats in enumerate(first):
+        assert all(torch.equal(a, b) for a, b in zip(dataset[i][0], feats, strict=True))
+    monkeypatch.setattr(data, "IN_MEMORY_FEATURE_BYTES", 0)  # no memory budget: read every time
+    with pytest.raises(KeyError, match="disappeared"):
+        data.CachedFeatureDataset(cache, keys, masks)[0]

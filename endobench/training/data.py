@@ -147,18 +147,33 @@ class PixelDataset(torch.utils.data.Dataset):
         )
 
 
+#: Bytes of verified cache entries a :class:`CachedFeatureDataset` keeps in memory (beyond: read
+#: and verified again on every access).
+IN_MEMORY_FEATURE_BYTES = 2 << 30
+
+
 class CachedFeatureDataset(torch.utils.data.Dataset):
-    """Cached float16 feature levels and masks."""
+    """Cached float16 feature levels and masks.
+
+    Entries are read and SHA-256-verified once, then served from memory (up to
+    :data:`IN_MEMORY_FEATURE_BYTES` in all): every epoch reads the same features.
+    """
 
     def __init__(self, cache: FeatureCache, keys: list[str], masks: np.ndarray) -> None:
         self.cache, self.keys, self.masks = cache, keys, masks
         self.epoch = 0
+        self._loaded: dict[int, list[torch.Tensor]] = {}
+        self._loaded_bytes = 0
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __getitem__(self, i: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-        feats = self.cache.load(self.keys[i])
+        feats = self._loaded.get(i) or self.cache.load(self.keys[i])
         if feats is None:
             raise KeyError(f"feature cache entry {self.keys[i]} disappeared from {self.cache.root}")
+        size = sum(f.numel() * f.element_size() for f in feats)
+        if i not in self._loaded and self._loaded_bytes + size <= IN_MEMORY_FEATURE_BYTES:
+            self._loaded[i] = feats
+            self._loaded_bytes += size
         return feats, torch.from_numpy(self.masks[i])
