@@ -1,9 +1,10 @@
 """The four notebooks: structure (parameters cell, stripped outputs, no logic of their own) and
 execution with small parameters through papermill.
 
-Notebook 04 runs ``configs/smoke.yaml`` through the real runner, so notebooks 02 and 03 execute
-inside that sweep (train once, track with policies ``first`` and ``all``).
-(``pytest`` also runs them with their defaults through nbval: see pyproject.toml.)
+Notebook 04 runs with its defaults, i.e. ``configs/smoke.yaml`` through the real runner (results
+in a temporary folder), so notebooks 02 and 03 execute inside that sweep (train once, track with
+policies ``first`` and ``all``). (``pytest`` also runs 01-03 with their defaults through nbval:
+see pyproject.toml and notebooks/conftest.py.)
 """
 
 from __future__ import annotations
@@ -141,14 +142,9 @@ def test_track_notebook_with_ground_truth_keyframes(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Notebook 04 running configs/smoke.yaml (hence 02 once and 03 twice) into a temp root."""
+    """Notebook 04 with its defaults (configs/smoke.yaml: 02 once, 03 twice) into a temp root."""
     root = tmp_path_factory.mktemp("nb04")
-    _execute(
-        "04_report.ipynb",
-        root / "04",
-        config=str(REPO / "configs" / "smoke.yaml"),
-        results=str(root / "results"),
-    )
+    _execute("04_report.ipynb", root / "04", results=str(root / "results"))
     return root
 
 
