@@ -13,24 +13,23 @@ from endobench.ablate.executors import worker_environments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: Test files (or single tests: a node id prefix) that take longest, longest first, measured with
-#: ``pytest --durations=0`` on 2 cores. The scheduler hands them out before everything else, so
-#: the workers finish together instead of one starting a two-minute file at the end.
+#: Test files that take longest, longest first (``pytest --durations=0`` on 2 cores). The
+#: scheduler hands them out before everything else, so the workers finish together instead of
+#: one starting a two-minute file at the end.
 LONGEST_FIRST = (
     "tests/test_notebooks.py",
-    "tests/test_train.py::test_resume_gives_identical_results",
-    "tests/test_train.py",
     "tests/test_ablate_runner.py",
+    "tests/test_train.py",
     "tests/test_affinity.py",
+    "tests/test_tracker.py",
     "tests/test_tracker_bidirectional.py",
     "tests/test_report.py",
-    "tests/test_metrics_temporal.py",
-    "tests/test_metrics_vectors.py",
-    "tests/test_ablate_dask_faults.py",
-    "tests/test_tracker.py",
     "notebooks/02_train_segmentation.ipynb",
+    "tests/test_metrics_vectors.py",
+    "tests/test_models_load.py",
+    "tests/test_ablate_dask_faults.py",
     "tests/test_ablate_integrity.py",
-    "tests/test_propagation_flow.py",
+    "tests/test_metrics_temporal.py",
 )
 
 
@@ -56,7 +55,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """``--dist=loadfile`` (pyproject's default) that hands out the longest work first.
 
     A file stays on one worker (module fixtures, and a notebook's nbval cells share a kernel);
-    a test listed in :data:`LONGEST_FIRST` by its own node id is a unit of its own.
+    the files of :data:`LONGEST_FIRST` go out first, in that order, then the rest as xdist
+    orders them (most tests first).
     """
     if config.getvalue("dist") != "loadfile":
         return None
@@ -66,12 +66,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
         return LONGEST_FIRST.index(scope) if scope in LONGEST_FIRST else len(LONGEST_FIRST)
 
     class LongestFirst(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            for unit in LONGEST_FIRST:
-                if "::" in unit and nodeid.startswith(unit):
-                    return unit
-            return super()._split_scope(nodeid)
-
         def _assign_work_unit(self, node: object) -> None:
             longest = min(self.workqueue, key=rank)  # the first of those ranked equal
             self.workqueue.move_to_end(longest, last=False)
