@@ -42,13 +42,23 @@ from endobench.propagation.affinity import (
     AffinityPropagator,
     FeatureExtractor,
 )
-from endobench.propagation.affinity_core import l2_normalize, minmax_per_channel
+from endobench.propagation.affinity_core import l2_normalize
 from endobench.propagation.base import one_hot
 
 SAMPLES = Path(
     os.environ.get("ENDOBENCH_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 CHOLEC_CLASSES = (11, 12, 13, 21, 22, 31, 32)
+
+
+def norm_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The reference's ``norm_mask``: rescale each channel with max > 0 to [0, 1] (``C x H x W``)."""
+    for c in range(mask.shape[0]):
+        channel = mask[c]
+        if channel.max() > 0:
+            channel = channel - channel.min()
+            mask[c] = channel / channel.max()
+    return mask
 
 
 class DinoDense:
@@ -87,7 +97,7 @@ class DinoDense:
             align_corners=False,
             recompute_scale_factor=False,
         )[0]
-        lab = torch.max(minmax_per_channel(up), dim=0).indices.to(torch.uint8).numpy()
+        lab = torch.max(norm_mask(up), dim=0).indices.to(torch.uint8).numpy()
         return np.asarray(Image.fromarray(lab).resize((size[1], size[0]), Image.NEAREST))
 
 
@@ -105,7 +115,7 @@ class Recording:
         c0 = time.process_time()
         features = self.extractor(image)
         self.cpu_s += time.process_time() - c0
-        self.frames.append(l2_normalize(features))
+        self.frames.append(l2_normalize(features).reshape(features.shape[0], -1).t())
         return features
 
 

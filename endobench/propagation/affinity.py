@@ -35,11 +35,12 @@ from PIL import Image
 
 from endobench.propagation.affinity_core import (
     l2_normalize,
-    minmax_per_channel,
+    one_thread,
     propagate_labels,
+    reference_argmax,
     window_keys,
 )
-from endobench.propagation.base import PropagationStep
+from endobench.propagation.base import PropagationStep, one_hot
 
 REFERENCE_MEAN = (0.485, 0.456, 0.406)
 REFERENCE_STD = (0.228, 0.224, 0.225)  # 0.228 (not 0.229) as in the official script
@@ -84,6 +85,28 @@ def default_frame_size(height: int, width: int, short_side: int, patch: int) -> 
         max(patch, round(height * scale / patch) * patch),
         max(patch, round(width * scale / patch) * patch),
     )
+
+
+def normalized_input(
+    frame: np.ndarray,
+    size: tuple[int, int],
+    crop: tuple[int, int],
+    mean: np.ndarray,
+    std: np.ndarray,
+) -> np.ndarray:
+    """``H x W x 3`` uint8 RGB -> ``3 x crop`` float32 network input.
+
+    Resized to ``size`` (H, W; OpenCV bilinear, as the official script), cropped to the top-left
+    ``crop`` (the stride-p patch embedding ignores trailing pixels, so the floor grid sees the
+    same), then ``(x / 255 - mean) / std`` per channel in float32: the reference's operations in
+    its order, on the smaller uint8 image first and in place.
+    """
+    resized = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    chw = np.ascontiguousarray(resized[: crop[0], : crop[1]].transpose(2, 0, 1))
+    image = np.divide(chw, np.float32(255.0), dtype=np.float32)
+    np.subtract(image, mean[:, None, None], out=image)
+    np.divide(image, std[:, None, None], out=image)
+    return image
 
 
 class FeatureExtractor:
@@ -151,18 +174,14 @@ class AffinityPropagator:
         return default_frame_size(height, width, self.config.short_side, self.patch)
 
     def _features(self, frame: np.ndarray) -> torch.Tensor:
-        """``H x W x 3`` uint8 RGB -> ``hw x d`` L2-normalised features; sets the grid size."""
+        """``H x W x 3`` uint8 RGB -> ``d x h x w`` L2-normalised features; sets the grid size."""
         start = time.perf_counter()
         th, tw = self._resized_size(*frame.shape[:2])
-        image = (
-            cv2.resize(frame, (tw, th), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-        )
-        image = (image - self._mean) / self._std
-        # Official: the stride-p patch embedding ignores trailing pixels, so crop to the floor grid.
         gh, gw = th // self.patch, tw // self.patch
-        image = image[: gh * self.patch, : gw * self.patch]
-        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-        features = self.extractor(tensor)
+        image = normalized_input(
+            frame, (th, tw), (gh * self.patch, gw * self.patch), self._mean, self._std
+        )
+        features = self.extractor(torch.from_numpy(image)[None])
         if tuple(features.shape[1:]) != (gh, gw):
             raise ValueError(
                 f"feature extractor returned a {tuple(features.shape[1:])} grid; expected {(gh, gw)} "
@@ -170,11 +189,12 @@ class AffinityPropagator:
             )
         self._grid = (gh, gw)
         self.timings["features"] += time.perf_counter() - start
-        return l2_normalize(features)
+        with one_thread():
+            return l2_normalize(features)
 
     def _keys(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """A frame's ``hw x d`` features laid out once for the windowed products."""
-        return window_keys(features, self._grid, self.config.radius)
+        """A frame's ``d x h x w`` features laid out once for the windowed products."""
+        return window_keys(features, self.config.radius)
 
     def _labels_to_grid(self, probs: np.ndarray) -> torch.Tensor:
         """Keyframe ``C x H x W`` probabilities -> ``C x hw`` labels on the current grid."""
@@ -202,7 +222,8 @@ class AffinityPropagator:
                 f"keyframe has {probs.shape[0] - 1} objects; at most {MAX_CLASSES - 1} are supported"
             )
         features = self._features(frame)
-        self._first = (self._keys(features), self._labels_to_grid(probs))
+        with one_thread():
+            self._first = (self._keys(features), self._labels_to_grid(probs))
         self._recent.clear()
         self._num_classes = probs.shape[0]
 
@@ -213,18 +234,20 @@ class AffinityPropagator:
         query = self._features(frame)
         start = time.perf_counter()
         context = [self._first, *(self._recent if self.config.n_last > 0 else ())]
-        labels, similarity = propagate_labels(
-            query,
-            [keys for keys, _ in context],
-            [lab for _, lab in context],
-            self._grid,
-            radius=self.config.radius,
-            topk=self.config.topk,
-            temperature=self.config.temperature,
-        )
-        if self.config.n_last > 0:
-            self._recent.append((self._keys(query), labels))
-        probs, confidence = self._to_frame(labels, similarity, frame.shape[:2])
+        workers = torch.get_num_threads()  # propagation threads: as many as torch's
+        with one_thread():
+            labels, similarity = propagate_labels(
+                query,
+                [keys for keys, _ in context],
+                [lab for _, lab in context],
+                radius=self.config.radius,
+                topk=self.config.topk,
+                temperature=self.config.temperature,
+                workers=workers,
+            )
+            if self.config.n_last > 0:
+                self._recent.append((self._keys(query), labels))
+            probs, confidence = self._to_frame(labels, similarity, frame.shape[:2])
         self.timings["propagation"] += time.perf_counter() - start
         return PropagationStep(probs=probs, confidence=confidence)
 
@@ -233,7 +256,7 @@ class AffinityPropagator:
     ) -> tuple[np.ndarray, np.ndarray]:
         gh, gw = self._grid
         height, width = size
-        grid_labels = labels.reshape(1, -1, gh, gw)
+        grid_labels = labels.reshape(-1, gh, gw)
         certainty = labels.max(dim=0).values * similarity.clamp(0.0, 1.0)
         conf = F.interpolate(
             certainty.reshape(1, 1, gh, gw),
@@ -242,21 +265,14 @@ class AffinityPropagator:
             align_corners=False,
         )[0, 0]
         if self.config.mode == "reference":
-            up = F.interpolate(
-                grid_labels,
-                scale_factor=self.patch,
-                mode="bilinear",
-                align_corners=False,
-                recompute_scale_factor=False,
-            )[0]
-            hard = torch.max(minmax_per_channel(up), dim=0).indices.to(torch.uint8).numpy()
+            hard = reference_argmax(grid_labels, self.patch)
             hard = np.asarray(
                 Image.fromarray(hard).resize((width, height), Image.Resampling.NEAREST)
             )
-            probs = np.stack([hard == c for c in range(labels.shape[0])]).astype(np.float32)
+            probs = one_hot(hard, labels.shape[0])
         else:
             probs = F.interpolate(
-                grid_labels, size=(height, width), mode="bilinear", align_corners=False
+                grid_labels[None], size=(height, width), mode="bilinear", align_corners=False
             )[0].numpy()
         return probs, conf.numpy().astype(np.float32)
 
