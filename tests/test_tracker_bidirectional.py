@@ -163,8 +163,14 @@ def test_bidirectional_exact_fills_what_forward_cannot_see():
     fwd = track(clip, prop(), policy, progress=False)
     bidi = track(clip, prop(), policy, progress=False, backward=prop())
     assert fwd.keyframes == bidi.keyframes == [0, 40, 48] and bidi.meta["bidirectional"]
+    # A class absent at keyframe 40 is one-sided: it exists once keyframe 48 is the nearer one
+    # (t >= 45, exact); before that it is dropped and everything else is exact.
+    absent_at_40 = np.setdiff1d(np.unique(clip.mask(48)), np.unique(clip.mask(40)))
+    assert absent_at_40.size
     for t in range(40, 49):
-        np.testing.assert_array_equal(bidi.masks[t], clip.mask(t))
+        truth = clip.mask(t)
+        want = truth if t >= 45 else np.where(np.isin(truth, absent_at_40), 0, truth)
+        np.testing.assert_array_equal(bidi.masks[t], want)
     for t in range(40, 48):
         np.testing.assert_array_equal(fwd.masks[t], expected_propagation(clip, t, 40))
     missed = sum(int((fwd.masks[t] != clip.mask(t)).sum()) for t in range(40, 48))
@@ -249,7 +255,7 @@ def real_scores() -> dict[tuple[str, str, bool], float]:
 # Measured with the default flow (DIS ultrafast, 32 iterations), GT keyframes every:10, on the
 # first 21 frames of CholecSeg8k and of the 4 DAVIS clips and on CVC-ClinicDB sequences 1-5.
 MEASURED = {
-    "cholecseg8k": {"copy": 0.8055, "forward": 0.9143, "bidirectional": 0.8175},
+    "cholecseg8k": {"copy": 0.8055, "forward": 0.9143, "bidirectional": 0.8585},
     "cvc-clinicdb": {"copy": 0.1770, "forward": 0.2236, "bidirectional": 0.2592},
     "davis": {"copy": 0.5041, "forward": 0.8126, "bidirectional": 0.9267},
 }
@@ -278,9 +284,12 @@ def test_bidirectional_beats_forward_where_objects_persist(real_scores):
         > real_scores["cvc-clinicdb", "flow:dis", False] + 0.03
     )
     # CholecSeg8k frames 561-581: GI tract and gallbladder have no label at keyframe 10 (frames
-    # 571-577), the L-hook has 46 px at keyframe 20 only; the backward pass carries each
-    # keyframe's labels faithfully, and loses to forward here (bench_tracking's presence split).
+    # 571-577, back at 578-580), the L-hook has 46 px at keyframe 20 only. Classes at one
+    # keyframe only are decided per object by the nearer keyframe (0.8585; blended per pixel
+    # with "absent" it was 0.8175); it is still wrong where the labels flicker (frames 566-570,
+    # and the L-hook on 577-580), a pattern that forward alone happens to match.
     assert (
-        real_scores["cholecseg8k", "flow:dis", True]
+        real_scores["cholecseg8k", "flow:dis", False] - 0.06
+        < real_scores["cholecseg8k", "flow:dis", True]
         < real_scores["cholecseg8k", "flow:dis", False] - 0.05
     )

@@ -198,6 +198,7 @@ class Bidirectional:
         out = self._close(frame, result) if self._buffer else []
         self._last_key = result.index
         if self.one_sided:
+            assert result.probs is not None  # a keyframe always carries its probabilities
             self._present = present_classes(result.labels, result.probs.shape[0])
         if self.labeller is not None:
             self.labeller.reset(result.labels)
