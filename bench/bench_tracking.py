@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,17 @@ from machine import machine_facts
 from endobench.data import Clip, open_dataset
 from endobench.metrics import evaluate_sequence, summarize
 from endobench.propagation import (
+    Bidirectional,
     DISFlow,
     FlowPropagator,
     Propagator,
+    Tracker,
     build_propagator,
     track,
     track_clips,
 )
 from endobench.propagation.flow import PROPAGATION_DIS_ITERATIONS
+from endobench.propagation.tracker import clip_class_ids
 from endobench.registry import KEYFRAME_POLICIES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +128,28 @@ def score_built(
     return _summary(frames)
 
 
+def score_one_sided(clips: list[Clip], policy: str, one_sided: bool) -> dict:
+    """Bidirectional J&F (default flow) with or without the per-object one-sided class rule."""
+    frames = []
+    for clip in clips:
+        tracker = Tracker(
+            build_propagator("flow:dis", fov=clip.fov_mask), KEYFRAME_POLICIES.build(policy),
+            class_ids=clip_class_ids(clip), void_id=clip.void_id,
+        )  # fmt: skip
+        backward = build_propagator("flow:dis", fov=clip.fov_mask)
+        bidi = Bidirectional(tracker, backward, one_sided=one_sided)
+        masks = {}
+        for t in range(len(clip)):
+            for result in bidi.step(clip.frame(t), partial(clip.mask, t)):
+                masks[result.index] = result.labels
+        for result in bidi.flush():
+            masks[result.index] = result.labels
+        gts = [clip.mask(t) for t in clip.annotated]
+        preds = [masks[t] for t in clip.annotated]
+        frames.append(evaluate_sequence(gts, preds, sequence=clip.name))
+    return _summary(frames)
+
+
 def change_ablation(data: dict[str, list[Clip]], policies: list[str]) -> dict[str, Any]:
     """What each change to flow propagation bought: J&F before and after, per dataset."""
     changes: dict[str, Callable[[Clip], Propagator]] = {
@@ -141,6 +167,16 @@ def change_ablation(data: dict[str, list[Clip]], policies: list[str]) -> dict[st
                 for bidi in (False, True):
                     key = f"{label} | {'bidirectional' if bidi else 'forward'} | {policy}"
                     out[name][key] = score_built(clips, make, policy, bidi)
+    # Fusion rules (forward is unchanged by them, so bidirectional only).
+    rules = {
+        "round 3: one-sided classes blended per pixel with 'absent'": False,
+        "one-sided classes per object: nearer keyframe decides, carried whole (default now)": True,
+    }
+    for label, one_sided in rules.items():
+        for name, clips in data.items():
+            for policy in policies:
+                key = f"{label} | bidirectional | {policy}"
+                out[name][key] = score_one_sided(clips, policy, one_sided)
     return out
 
 

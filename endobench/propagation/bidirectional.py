@@ -8,9 +8,15 @@ distance ``d_f = t - k``) and the backward estimate (propagated from ``k'`` in r
 
 (``c``: each direction's propagation confidence in [0, 1]), so the nearer keyframe counts more,
 a confident direction beats an unsure one, and where both have no trust the temporal weights
-alone decide. Probabilities with fewer channels (an object present only at one keyframe) are
-zero-padded, so objects appearing or vanishing between keyframes come from the side that has
-them. ``Bidirectional`` wraps a streaming ``Tracker``: it buffers propagated frames (probabilities
+alone decide. Probabilities with fewer channels are zero-padded.
+
+Objects present at one keyframe only (``present_forward`` / ``present_backward``, from the
+keyframes' labels) are decided per object, not per pixel: averaging such an object with the
+other side's "absent" shrinks it to a fragment, and under the DAVIS metric any fragment scores
+J = F = 0 on a frame whose truth lacks the object, while a missed object costs only its own J&F.
+Its appearance or disappearance time is unknown, so the nearer keyframe decides whether it
+exists at ``t`` (strictly nearer: at the midpoint it is absent); where it exists, the side that
+has it carries it at full strength, elsewhere its probability is 0. ``Bidirectional`` wraps a streaming ``Tracker``: it buffers propagated frames (probabilities
 as uint8, confidence as float16) until the next keyframe arrives, then runs the backward pass
 over the buffer and emits the segment in order.
 """
@@ -46,15 +52,20 @@ def fuse_bidirectional(
     d_forward: int,
     d_backward: int,
     floor: float = CONFIDENCE_FLOOR,
+    present_forward: np.ndarray | None = None,
+    present_backward: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse ``C1 x H x W`` and ``C2 x H x W`` float32 probabilities (weights: module docstring).
 
     ``forward_conf`` / ``backward_conf``: ``H x W`` float32 in [0, 1]; ``d_forward`` /
     ``d_backward``: frames from the earlier / later keyframe (>= 1). A class missing from one
-    side (fewer channels, or no pixels at its keyframe) counts as absent there, so an object
-    present at one keyframe only fades out towards the other in proportion to the weights.
-    Returns the fused ``max(C1, C2) x H x W`` probabilities (they sum to 1 where both inputs do)
-    and the ``H x W`` confidence (the same weighted mean of both confidences).
+    side (fewer channels, or no pixels at its keyframe) counts as absent there.
+    ``present_forward`` / ``present_backward``: optional bool per class, True where the class
+    has pixels at the earlier / later keyframe; given both, a class present at one of them only
+    follows the one-sided rule (module docstring), else it fades out towards the other side in
+    proportion to the weights. Returns the fused ``max(C1, C2) x H x W`` probabilities (they
+    sum to 1 where both inputs do) and the ``H x W`` confidence (the same weighted mean of both
+    confidences).
     """
     if d_forward < 1 or d_backward < 1:
         raise ValueError(f"distances must be >= 1 frame, got {d_forward} and {d_backward}")
@@ -75,7 +86,44 @@ def fuse_bidirectional(
     conf = np.subtract(forward_conf, backward_conf, dtype=np.float32)
     conf *= share
     conf += backward_conf
+    if present_forward is not None and present_backward is not None:
+        one_sided = _one_sided(present_forward, channels) ^ _one_sided(present_backward, channels)
+        one_sided[0] = False  # background is the complement, never an object
+        if one_sided.any():
+            _carry_one_sided(fused, fwd, bwd, one_sided, present_forward, d_forward, d_backward)
     return fused, conf
+
+
+def _one_sided(present: np.ndarray, channels: int) -> np.ndarray:
+    out = np.zeros(channels, bool)
+    out[: len(present)] = np.asarray(present, bool)[:channels]
+    return out
+
+
+def _carry_one_sided(
+    fused: np.ndarray,
+    fwd: np.ndarray,
+    bwd: np.ndarray,
+    one_sided: np.ndarray,
+    present_forward: np.ndarray,
+    d_forward: int,
+    d_backward: int,
+) -> None:
+    """Apply the one-sided rule in place: each such class from the nearer side that has it, or 0."""
+    forward_side = _one_sided(present_forward, fused.shape[0])
+    for c in np.flatnonzero(one_sided):
+        from_forward = bool(forward_side[c])
+        nearer = d_forward < d_backward if from_forward else d_backward < d_forward
+        fused[c] = (fwd if from_forward else bwd)[c] if nearer else 0.0
+    np.subtract(np.float32(1.0), fused[1:].sum(0), out=fused[0])
+    np.maximum(fused[0], np.float32(0.0), out=fused[0])
+    fused /= np.maximum(fused.sum(0), np.float32(1e-6))
+
+
+def present_classes(labels: np.ndarray, channels: int) -> np.ndarray:
+    """``channels`` bools: True for each class id that labels at least one pixel of ``labels``."""
+    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=channels)
+    return counts[:channels] > 0
 
 
 def _to_u8(probs: np.ndarray) -> np.ndarray:
@@ -104,7 +152,10 @@ class Bidirectional:
 
     ``backward``: a propagator of the same kind as the tracker's (its own state); ``fusion``:
     labelling of the fused probabilities (hysteresis, segmenter blend); ``max_gap``: frames kept
-    at most (older ones leave forward only). ``seconds``: time spent in the backward pass.
+    at most (older ones leave forward only). ``one_sided``: apply the per-object rule to classes
+    present at one keyframe only (module docstring; False: the per-pixel blend for every class,
+    the rule before round 4, kept for ``bench_tracking``'s before / after). ``seconds``: time
+    spent in the backward pass.
     """
 
     def __init__(
@@ -113,14 +164,17 @@ class Bidirectional:
         backward: Propagator,
         fusion: FusionConfig | None = None,
         max_gap: int = 64,
+        one_sided: bool = True,
     ) -> None:
         if max_gap < 1:
             raise ValueError(f"max_gap: expected >= 1 frame, got {max_gap}")
         self.tracker, self.backward, self.max_gap = tracker, backward, max_gap
+        self.one_sided = one_sided
         self.labeller = TemporalFusion(fusion) if fusion is not None else None
         self.seconds = 0.0
         self._buffer: deque[_Pending] = deque()
         self._last_key = 0
+        self._present: np.ndarray | None = None  # classes with pixels at the last keyframe
 
     def step(self, frame: np.ndarray, gt=None) -> list:
         """Feed the next frame; returns the frame results that became final (in order)."""
@@ -143,6 +197,9 @@ class Bidirectional:
             return []
         out = self._close(frame, result) if self._buffer else []
         self._last_key = result.index
+        if self.one_sided:
+            assert result.probs is not None  # a keyframe always carries its probabilities
+            self._present = present_classes(result.labels, result.probs.shape[0])
         if self.labeller is not None:
             self.labeller.reset(result.labels)
         out.append(result)
@@ -157,12 +214,14 @@ class Bidirectional:
     def _close(self, frame: np.ndarray, key) -> list:
         t0 = time.perf_counter()
         self.backward.reset(frame, key.probs)
+        present = present_classes(key.labels, key.probs.shape[0]) if self.one_sided else None
         for pending in reversed(self._buffer):
             step = self.backward.step(pending.frame)
             fused, conf = fuse_bidirectional(
                 _from_u8(pending.probs), pending.conf.astype(np.float32),
                 step.probs, step.confidence,
                 pending.index - self._last_key, key.index - pending.index,
+                present_forward=self._present, present_backward=present,
             )  # fmt: skip
             pending.probs, pending.conf = _to_u8(fused), conf.astype(np.float16)
         self.seconds += time.perf_counter() - t0
