@@ -1,10 +1,9 @@
 """The four notebooks: structure (parameters cell, stripped outputs, no logic of their own) and
-execution through papermill.
+execution with small parameters through papermill.
 
-Notebook 04 runs with its defaults, i.e. ``configs/smoke.yaml`` through the real runner (results
-in a temporary folder), so notebooks 02 and 03 execute inside that sweep (train once, track with
-policies ``first`` and ``all``). 01 and 03 run with their defaults here too;
-``pytest`` runs 02 with its defaults through nbval (see pyproject.toml).
+Notebook 04 runs ``configs/smoke.yaml`` through the real runner, so notebooks 02 and 03 execute
+inside that sweep (train once, track with policies ``first`` and ``all``).
+(``pytest`` also runs them with their defaults through nbval: see pyproject.toml.)
 """
 
 from __future__ import annotations
@@ -99,29 +98,41 @@ def _execute(name: str, out_dir: Path, **parameters: object) -> Path:
     return out_dir
 
 
-def test_explore_data_notebook_with_its_defaults(tmp_path: Path) -> None:
-    """Two synthetic clips of 24 frames at 128 x 160, the frame slider on."""
-    run_dir = _execute("01_explore_data.ipynb", tmp_path / "01")
+def test_explore_data_notebook(tmp_path: Path) -> None:
+    run_dir = _execute(
+        "01_explore_data.ipynb",
+        tmp_path / "01",
+        overrides={"num_clips": 1, "num_frames": 5, "height": 48, "width": 64},
+        sheet_images=3,
+        strip_frames=3,
+        interactive=False,
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary == {
         "dataset": "synthetic",
         "kind": "video",
         "classes": {"1": "polyp", "2": "instrument"},
-        "clips": 2,
-        "frames": 48,
-        "annotated_frames": 48,
+        "clips": 1,
+        "frames": 5,
+        "annotated_frames": 5,
     }
     table = pd.read_csv(run_dir / "metrics.csv")
-    assert table[["frames", "height", "width"]].values.tolist() == [[24, 128, 160]] * 2
+    assert table[["frames", "height", "width"]].values.tolist() == [[5, 48, 64]]
     assert (run_dir / "contact_sheet.png").is_file() and (run_dir / "strip.png").is_file()
 
 
-def test_track_notebook_with_its_defaults_ground_truth_keyframes(tmp_path: Path) -> None:
-    """One 24-frame synthetic clip, DIS flow from ground-truth keyframes every 8 frames."""
-    run_dir = _execute("03_propagate_track.ipynb", tmp_path / "03")
+def test_track_notebook_with_ground_truth_keyframes(tmp_path: Path) -> None:
+    run_dir = _execute(
+        "03_propagate_track.ipynb",
+        tmp_path / "03",
+        eval_overrides={"num_clips": 1, "num_frames": 6, "height": 48, "width": 64},
+        policy="every:3",
+        propagation="copy",
+        strip_frames=3,
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["keyframes_per_100"] == pytest.approx(100 * 3 / 24)  # frames 0, 8 and 16
-    assert summary["frames"] == 24 and summary["clips"] == 1
+    assert summary["keyframes_per_100"] == pytest.approx(100 * 2 / 6)  # frames 0 and 3
+    assert summary["frames"] == 6 and summary["clips"] == 1
     assert 0.0 <= summary["J&F-Mean"] <= 1.0 and "weights" not in summary
     rows = pd.read_csv(run_dir / "metrics.csv")
     assert {"frame", "object", "J", "F", "dice"} <= set(rows.columns)
@@ -130,9 +141,14 @@ def test_track_notebook_with_its_defaults_ground_truth_keyframes(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Notebook 04 with its defaults (configs/smoke.yaml: 02 once, 03 twice) into a temp root."""
+    """Notebook 04 running configs/smoke.yaml (hence 02 once and 03 twice) into a temp root."""
     root = tmp_path_factory.mktemp("nb04")
-    _execute("04_report.ipynb", root / "04", results=str(root / "results"))
+    _execute(
+        "04_report.ipynb",
+        root / "04",
+        config=str(REPO / "configs" / "smoke.yaml"),
+        results=str(root / "results"),
+    )
     return root
 
 
