@@ -16,7 +16,9 @@ other side's "absent" shrinks it to a fragment, and under the DAVIS metric any f
 J = F = 0 on a frame whose truth lacks the object, while a missed object costs only its own J&F.
 Its appearance or disappearance time is unknown, so the nearer keyframe decides whether it
 exists at ``t`` (strictly nearer: at the midpoint it is absent); where it exists, the side that
-has it carries it at full strength, elsewhere its probability is 0. ``Bidirectional`` wraps a streaming ``Tracker``: it buffers propagated frames (probabilities
+has it carries it at full strength, elsewhere its probability is 0.
+
+``Bidirectional`` wraps a streaming ``Tracker``: it buffers propagated frames (probabilities
 as uint8, confidence as float16) until the next keyframe arrives, then runs the backward pass
 over the buffer and emits the segment in order.
 """
@@ -87,10 +89,11 @@ def fuse_bidirectional(
     conf *= share
     conf += backward_conf
     if present_forward is not None and present_backward is not None:
-        one_sided = _one_sided(present_forward, channels) ^ _one_sided(present_backward, channels)
+        forward_side = _one_sided(present_forward, channels)
+        one_sided = forward_side ^ _one_sided(present_backward, channels)
         one_sided[0] = False  # background is the complement, never an object
         if one_sided.any():
-            _carry_one_sided(fused, fwd, bwd, one_sided, present_forward, d_forward, d_backward)
+            _carry_one_sided(fused, fwd, bwd, one_sided, forward_side, d_forward, d_backward)
     return fused, conf
 
 
@@ -105,12 +108,11 @@ def _carry_one_sided(
     fwd: np.ndarray,
     bwd: np.ndarray,
     one_sided: np.ndarray,
-    present_forward: np.ndarray,
+    forward_side: np.ndarray,
     d_forward: int,
     d_backward: int,
 ) -> None:
     """Apply the one-sided rule in place: each such class from the nearer side that has it, or 0."""
-    forward_side = _one_sided(present_forward, fused.shape[0])
     for c in np.flatnonzero(one_sided):
         from_forward = bool(forward_side[c])
         nearer = d_forward < d_backward if from_forward else d_backward < d_forward
@@ -195,11 +197,12 @@ class Bidirectional:
             if len(self._buffer) > self.max_gap:
                 return [self._emit(self._buffer.popleft())]
             return []
-        out = self._close(frame, result) if self._buffer else []
-        self._last_key = result.index
+        present = None
         if self.one_sided:
             assert result.probs is not None  # a keyframe always carries its probabilities
-            self._present = present_classes(result.labels, result.probs.shape[0])
+            present = present_classes(result.labels, result.probs.shape[0])
+        out = self._close(frame, result, present) if self._buffer else []
+        self._last_key, self._present = result.index, present
         if self.labeller is not None:
             self.labeller.reset(result.labels)
         out.append(result)
@@ -211,10 +214,9 @@ class Bidirectional:
         self._buffer.clear()
         return out
 
-    def _close(self, frame: np.ndarray, key) -> list:
+    def _close(self, frame: np.ndarray, key, present: np.ndarray | None) -> list:
         t0 = time.perf_counter()
         self.backward.reset(frame, key.probs)
-        present = present_classes(key.labels, key.probs.shape[0]) if self.one_sided else None
         for pending in reversed(self._buffer):
             step = self.backward.step(pending.frame)
             fused, conf = fuse_bidirectional(
