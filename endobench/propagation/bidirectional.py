@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import cv2
@@ -97,6 +98,7 @@ class _Pending:
     probs: np.ndarray  # uint8 C x H x W
     conf: np.ndarray  # float16 H x W
     segmented: np.ndarray | None  # uint8 C x H x W
+    motion: Future | None = None  # backward.prepare(next frame, frame), computed ahead
 
 
 class Bidirectional:
@@ -105,6 +107,8 @@ class Bidirectional:
     ``backward``: a propagator of the same kind as the tracker's (its own state); ``fusion``:
     labelling of the fused probabilities (hysteresis, segmenter blend); ``max_gap``: frames kept
     at most (older ones leave forward only). ``seconds``: time spent in the backward pass.
+    ``ahead``: an executor (one thread) on which the backward flows are prepared as the frames
+    arrive (a propagator with ``prepare``, see ``lookahead``), or None (computed in the pass).
     """
 
     def __init__(
@@ -113,6 +117,7 @@ class Bidirectional:
         backward: Propagator,
         fusion: FusionConfig | None = None,
         max_gap: int = 64,
+        ahead: Executor | None = None,
     ) -> None:
         if max_gap < 1:
             raise ValueError(f"max_gap: expected >= 1 frame, got {max_gap}")
@@ -121,12 +126,19 @@ class Bidirectional:
         self.seconds = 0.0
         self._buffer: deque[_Pending] = deque()
         self._last_key = 0
+        self.ahead = ahead
 
-    def step(self, frame: np.ndarray, gt=None) -> list:
-        """Feed the next frame; returns the frame results that became final (in order)."""
+    def step(self, frame: np.ndarray, gt=None, motion=None) -> list:
+        """Feed the next frame; returns the frame results that became final (in order).
+
+        ``motion``: the forward propagator's ``prepare`` for this frame, or None.
+        """
         from endobench.propagation.tracker import FrameResult
 
-        result: FrameResult = self.tracker.step(frame, gt)
+        if self.ahead is not None and self._buffer:
+            last = self._buffer[-1]
+            last.motion = self.ahead.submit(self.backward.prepare, frame, last.frame)  # type: ignore[attr-defined]
+        result: FrameResult = self.tracker.step(frame, gt, motion)
         if not result.is_keyframe:
             assert result.probs is not None and result.confidence_map is not None
             t0 = time.perf_counter()
@@ -158,7 +170,10 @@ class Bidirectional:
         t0 = time.perf_counter()
         self.backward.reset(frame, key.probs)
         for pending in reversed(self._buffer):
-            step = self.backward.step(pending.frame)
+            if pending.motion is None:
+                step = self.backward.step(pending.frame)
+            else:
+                step = self.backward.step(pending.frame, pending.motion.result())  # type: ignore[call-arg]
             fused, conf = fuse_bidirectional(
                 _from_u8(pending.probs), pending.conf.astype(np.float32),
                 step.probs, step.confidence,

@@ -15,11 +15,17 @@ blur that erodes thin structures over many steps. Rules at the edges, stated onc
   frame times this step's confidence (``photometric``: brightness constancy of the warp,
   ``forward_backward``: consistency of the flow pair, at twice the flow cost; ``none``: 1),
   and restarts at 1 on every ``reset`` (keyframe).
+
+The flow of a step depends on the two frames only, never on the propagation state, so a
+pipeline may compute it ahead on another thread: ``prepare(prev, frame)`` returns a ``Motion``
+that ``step(frame, motion)`` consumes (``endobench.propagation.lookahead``); the values are the
+same as those of ``step(frame)`` alone.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -35,6 +41,22 @@ from endobench.propagation.warp import (
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
 CONFIDENCE_MODES = ("photometric", "forward_backward", "none")
+
+
+@dataclass(frozen=True)
+class Motion:
+    """The flow of one frame pair, as ``FlowPropagator.step`` needs it.
+
+    prev / frame: the two frames it was prepared for (``step`` checks them by identity).
+    gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 from ``frame`` to
+    ``prev``; flow_rev: from ``prev`` to ``frame`` (``forward_backward`` confidence only).
+    """
+
+    prev: np.ndarray
+    frame: np.ndarray
+    gray: np.ndarray
+    flow: np.ndarray
+    flow_rev: np.ndarray | None
 
 
 def photometric_table(sigma: float) -> np.ndarray:
@@ -87,6 +109,7 @@ class FlowPropagator:
         self.timings = {"flow": 0.0, "warp": 0.0, "confidence": 0.0}
         self._prev: np.ndarray | None = None  # previous frame as the estimator wants it
         self._prev_gray: np.ndarray | None = None
+        self._prev_frame: np.ndarray | None = None  # previous frame as given (Motion check)
         # Keyframe object probabilities, H x W x n (n <= 4) float32 groups (see ``reset``).
         self._key: list[np.ndarray] | None = None
         self._buffers: _StepBuffers | None = None
@@ -118,28 +141,56 @@ class FlowPropagator:
         track[..., 2] = inside
         track[..., 3] = inside
         self._track = track
-        self._prev = frame if not self.estimator.grayscale else to_gray(frame)
         self._prev_gray = to_gray(frame)
+        self._prev = self._prev_gray if self.estimator.grayscale else frame
+        self._prev_frame = frame
 
-    def step(self, frame: np.ndarray) -> PropagationStep:
-        """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``)."""
+    def prepare(self, prev: np.ndarray, frame: np.ndarray) -> Motion:
+        """The flow(s) of the pair ``prev`` -> ``frame`` (``H x W x 3`` uint8 RGB), for ``step``.
+
+        Depends on the frames only, so it may run ahead on another thread, but never on two
+        threads at once for one propagator (its estimator is not thread-safe).
+        """
+        prev, frame = np.asarray(prev), np.asarray(frame)
+        gray = to_gray(frame)
+        if self.estimator.grayscale:
+            return Motion(prev, frame, gray, *self._flows(gray, to_gray(prev)))
+        return Motion(prev, frame, gray, *self._flows(frame, prev))
+
+    def _flows(self, cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if cur.shape[:2] != prev.shape[:2]:
+            raise ValueError(
+                f"{self.name}: frame size {cur.shape[:2]} differs from the previous frame's "
+                f"{prev.shape[:2]} (H x W)"
+            )
+        t0 = time.perf_counter()
+        flow = self.estimator(cur, prev)  # target (new frame) -> source (previous frame)
+        rev = self.estimator(prev, cur) if self.confidence_mode == "forward_backward" else None
+        self.timings["flow"] += time.perf_counter() - t0
+        return flow, rev
+
+    def step(self, frame: np.ndarray, motion: Motion | None = None) -> PropagationStep:
+        """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``).
+
+        ``motion``: ``prepare(previous frame, frame)`` computed ahead (None: computed here).
+        """
         if self._track is None or self._key is None or self._prev is None:
             raise RuntimeError(f"{self.name}: step() called before reset()")
         assert self._prev_gray is not None and self._buffers is not None
         frame = np.asarray(frame)
-        gray = to_gray(frame)
-        cur = gray if self.estimator.grayscale else frame
-        if gray.shape != self._prev_gray.shape:
+        if motion is None:
+            gray = to_gray(frame)
+            cur = gray if self.estimator.grayscale else frame
+            flow, flow_rev = self._flows(cur, self._prev)
+        elif motion.frame is frame and motion.prev is self._prev_frame:
+            gray, flow, flow_rev = motion.gray, motion.flow, motion.flow_rev
+            cur = gray if self.estimator.grayscale else frame
+        else:
             raise ValueError(
-                f"{self.name}: frame size {gray.shape} differs from the previous frame's "
-                f"{self._prev_gray.shape} (H x W)"
+                f"{self.name}: motion was prepared for another frame pair (expected "
+                "prepare(previous frame, this frame), in stream order)"
             )
         buf = self._buffers
-        t0 = time.perf_counter()
-        flow = self.estimator(cur, self._prev)  # target (new frame) -> source (previous frame)
-        flow_rev = (
-            self.estimator(self._prev, cur) if self.confidence_mode == "forward_backward" else None
-        )
         t1 = time.perf_counter()
         coords = sampling_map(flow, out=buf.coords)
         # The state ping-pongs between two buffers: the old one is the remap's source.
@@ -201,8 +252,7 @@ class FlowPropagator:
             probs[0] -= channel
         self._track = cv2.merge((x, y, conf_out, okf), track)
         t4 = time.perf_counter()
-        self._prev, self._prev_gray = cur, gray
-        self.timings["flow"] += t1 - t0
+        self._prev, self._prev_gray, self._prev_frame = cur, gray, frame
         self.timings["warp"] += (t2 - t1) + (t4 - t3)
         self.timings["confidence"] += t3 - t2
         return PropagationStep(probs=probs, confidence=conf_out)
