@@ -54,7 +54,7 @@ class Lookahead:
         self._next += 1
         frame = self.io.submit(self.read, t)
         motion = None
-        if self.flow is not None and self._last is not None:
+        if self.flow is not None and self.prepare is not None and self._last is not None:
             motion = self.flow.submit(_pair, self.prepare, self._last, frame)
         self._frames.append(frame)
         self._motions.append(motion)
