@@ -27,6 +27,7 @@ import numpy as np
 
 from endobench.propagation.base import Propagator
 from endobench.propagation.fusion import FusionConfig, TemporalFusion, labels_from_probs
+from endobench.propagation.half import from_half, to_half
 
 CONFIDENCE_FLOOR = 0.05
 
@@ -146,7 +147,7 @@ class Bidirectional:
             self._buffer.append(
                 _Pending(
                     result.index, frame, _to_u8(result.probs),
-                    result.confidence_map.astype(np.float16), seg,
+                    to_half(result.confidence_map), seg,
                 )
             )  # fmt: skip
             self.seconds += time.perf_counter() - t0
@@ -175,11 +176,11 @@ class Bidirectional:
             else:
                 step = self.backward.step(pending.frame, pending.motion.result())  # type: ignore[call-arg]
             fused, conf = fuse_bidirectional(
-                _from_u8(pending.probs), pending.conf.astype(np.float32),
+                _from_u8(pending.probs), from_half(pending.conf),
                 step.probs, step.confidence,
                 pending.index - self._last_key, key.index - pending.index,
             )  # fmt: skip
-            pending.probs, pending.conf = _to_u8(fused), conf.astype(np.float16)
+            pending.probs, pending.conf = _to_u8(fused), to_half(conf)
         self.seconds += time.perf_counter() - t0
         out = [self._emit(p) for p in self._buffer]
         self._buffer.clear()
@@ -189,7 +190,7 @@ class Bidirectional:
         from endobench.propagation.tracker import FrameResult, mean_inside
 
         probs = _from_u8(pending.probs)
-        conf = pending.conf.astype(np.float32)
+        conf = from_half(pending.conf)
         seg = None if pending.segmented is None else _from_u8(pending.segmented)
         if self.labeller is not None:
             labels = self.labeller(probs, conf, seg)
