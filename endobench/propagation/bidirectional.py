@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import cv2
@@ -34,6 +35,7 @@ import numpy as np
 
 from endobench.propagation.base import Propagator
 from endobench.propagation.fusion import FusionConfig, TemporalFusion, labels_from_probs
+from endobench.propagation.half import from_half, to_half
 
 CONFIDENCE_FLOOR = 0.05
 
@@ -147,6 +149,7 @@ class _Pending:
     probs: np.ndarray  # uint8 C x H x W
     conf: np.ndarray  # float16 H x W
     segmented: np.ndarray | None  # uint8 C x H x W
+    motion: Future | None = None  # backward.prepare(next frame, frame), computed ahead
 
 
 class Bidirectional:
@@ -157,7 +160,9 @@ class Bidirectional:
     at most (older ones leave forward only). ``one_sided``: apply the per-object rule to classes
     present at one keyframe only (module docstring; False: the per-pixel blend for every class,
     the rule before round 4, kept for ``bench_tracking``'s before / after). ``seconds``: time
-    spent in the backward pass.
+    spent in the backward pass. ``ahead``: an executor (one thread) on which the backward flows
+    are prepared as the frames arrive (a propagator with ``prepare``, see ``lookahead``), or
+    None (computed in the pass).
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class Bidirectional:
         fusion: FusionConfig | None = None,
         max_gap: int = 64,
         one_sided: bool = True,
+        ahead: Executor | None = None,
     ) -> None:
         if max_gap < 1:
             raise ValueError(f"max_gap: expected >= 1 frame, got {max_gap}")
@@ -177,12 +183,19 @@ class Bidirectional:
         self._buffer: deque[_Pending] = deque()
         self._last_key = 0
         self._present: np.ndarray | None = None  # classes with pixels at the last keyframe
+        self.ahead = ahead
 
-    def step(self, frame: np.ndarray, gt=None) -> list:
-        """Feed the next frame; returns the frame results that became final (in order)."""
+    def step(self, frame: np.ndarray, gt=None, motion=None) -> list:
+        """Feed the next frame; returns the frame results that became final (in order).
+
+        ``motion``: the forward propagator's ``prepare`` for this frame, or None.
+        """
         from endobench.propagation.tracker import FrameResult
 
-        result: FrameResult = self.tracker.step(frame, gt)
+        if self.ahead is not None and self._buffer:
+            last = self._buffer[-1]
+            last.motion = self.ahead.submit(self.backward.prepare, frame, last.frame)  # type: ignore[attr-defined]
+        result: FrameResult = self.tracker.step(frame, gt, motion)
         if not result.is_keyframe:
             assert result.probs is not None and result.confidence_map is not None
             t0 = time.perf_counter()
@@ -190,7 +203,7 @@ class Bidirectional:
             self._buffer.append(
                 _Pending(
                     result.index, frame, _to_u8(result.probs),
-                    result.confidence_map.astype(np.float16), seg,
+                    to_half(result.confidence_map), seg,
                 )
             )  # fmt: skip
             self.seconds += time.perf_counter() - t0
@@ -218,14 +231,17 @@ class Bidirectional:
         t0 = time.perf_counter()
         self.backward.reset(frame, key.probs)
         for pending in reversed(self._buffer):
-            step = self.backward.step(pending.frame)
+            if pending.motion is None:
+                step = self.backward.step(pending.frame)
+            else:
+                step = self.backward.step(pending.frame, pending.motion.result())  # type: ignore[call-arg]
             fused, conf = fuse_bidirectional(
-                _from_u8(pending.probs), pending.conf.astype(np.float32),
+                _from_u8(pending.probs), from_half(pending.conf),
                 step.probs, step.confidence,
                 pending.index - self._last_key, key.index - pending.index,
                 present_forward=self._present, present_backward=present,
             )  # fmt: skip
-            pending.probs, pending.conf = _to_u8(fused), conf.astype(np.float16)
+            pending.probs, pending.conf = _to_u8(fused), to_half(conf)
         self.seconds += time.perf_counter() - t0
         out = [self._emit(p) for p in self._buffer]
         self._buffer.clear()
@@ -235,7 +251,7 @@ class Bidirectional:
         from endobench.propagation.tracker import FrameResult, mean_inside
 
         probs = _from_u8(pending.probs)
-        conf = pending.conf.astype(np.float32)
+        conf = from_half(pending.conf)
         seg = None if pending.segmented is None else _from_u8(pending.segmented)
         if self.labeller is not None:
             labels = self.labeller(probs, conf, seg)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +49,7 @@ from endobench.propagation.keyframes import (
     appearance_drift,
     thumbnail,
 )
+from endobench.propagation.lookahead import Lookahead
 
 KeyframeSource = Literal["gt", "model"]
 MaskSink = Callable[[int, np.ndarray], None]
@@ -174,9 +175,12 @@ class Tracker:
         self.timings["segment"] += time.perf_counter() - t0
         return probs
 
-    def _propagate(self, frame: np.ndarray):
+    def _propagate(self, frame: np.ndarray, motion: Any = None):
         t0 = time.perf_counter()
-        step = self.propagator.step(frame)
+        if motion is None:
+            step = self.propagator.step(frame)
+        else:  # prepared ahead by the propagator itself (``lookahead``)
+            step = self.propagator.step(frame, motion)  # type: ignore[call-arg]
         self.timings["propagate"] += time.perf_counter() - t0
         return step
 
@@ -192,11 +196,12 @@ class Tracker:
         labels = np.where(gt == self.void_id, 0, gt).astype(np.uint8)
         return one_hot(gt, classes), labels
 
-    def step(self, frame: np.ndarray, gt: GroundTruth = None) -> FrameResult:
+    def step(self, frame: np.ndarray, gt: GroundTruth = None, motion: Any = None) -> FrameResult:
         """Process the next frame (``H x W x 3`` uint8 RGB) and return its result.
 
         ``gt``: the frame's ground-truth mask (``H x W`` uint8), None, or a callable returning it;
         used only when ``keyframe_source="gt"`` and the policy asks for a keyframe here.
+        ``motion``: ``propagator.prepare(previous frame, frame)`` computed ahead, or None.
         """
         t = self._t
         step = None
@@ -207,7 +212,7 @@ class Tracker:
                 self._recent.popleft()
             conf_now = drift = None
             if self.policy.needs_confidence:
-                step = self._propagate(frame)
+                step = self._propagate(frame, motion)
                 conf_now = mean_inside(step.confidence, labels_from_probs(step.probs))
             if self.policy.needs_drift and self._key_thumb is not None:
                 t0 = time.perf_counter()
@@ -229,7 +234,7 @@ class Tracker:
         if want and not self._pending:
             return self._keyframe(t, frame, mask)
         if step is None:
-            step = self._propagate(frame)
+            step = self._propagate(frame, motion)
         seg = self._segment(frame) if self.segment_every_frame else None
         t0 = time.perf_counter()
         if self.labeller is not None:
@@ -259,20 +264,6 @@ class Tracker:
         return FrameResult(labels, True, 1.0, t, probs)
 
 
-def _frames_ahead(clip: Clip, depth: int, pool: ThreadPoolExecutor | None) -> Iterator[np.ndarray]:
-    """Frames of ``clip`` in order, decoded ``depth`` frames ahead on ``pool`` (None: inline)."""
-    n = len(clip)
-    if pool is None or depth < 1:
-        yield from (clip.frame(t) for t in range(n))
-        return
-    queue = deque(pool.submit(clip.frame, t) for t in range(min(depth, n)))
-    for t in range(n):
-        frame = queue.popleft().result()
-        if t + depth < n:
-            queue.append(pool.submit(clip.frame, t + depth))
-        yield frame
-
-
 def track(
     clip: Clip,
     propagator: Propagator,
@@ -296,8 +287,11 @@ def track(
     also collects them in ``TrackResult.masks``. ``backward``: a second propagator of the same
     kind turns on bidirectional propagation (module docstring), ``max_gap`` bounds its buffer.
     ``read_ahead``: decode that many frames ahead in a thread (all clip reads then go through
-    that one thread). Memory is one frame plus the propagators' state (and, bidirectional, at
-    most ``max_gap`` buffered frames), whatever the clip length, when masks are not kept.
+    that one thread) and, for a propagator with ``prepare`` (flow), compute each frame's flow
+    ahead on another (``lookahead``; a backward propagator gets a third); same results as
+    ``read_ahead=0``. Memory is ``read_ahead`` frames plus the propagators' state (and,
+    bidirectional, at most ``max_gap`` buffered frames), whatever the clip length, when masks
+    are not kept.
     """
     from endobench.propagation.bidirectional import Bidirectional
 
@@ -307,7 +301,13 @@ def track(
     tracker = Tracker(
         propagator, policy, segmenter, fusion, keyframe_source, clip_class_ids(clip), clip.void_id
     )
-    bidi = Bidirectional(tracker, backward, fusion, max_gap) if backward is not None else None
+    prepare = getattr(propagator, "prepare", None) if read_ahead > 0 else None
+    back_pool = None
+    if backward is not None and prepare is not None and hasattr(backward, "prepare"):
+        back_pool = ThreadPoolExecutor(1, thread_name_prefix="flow-back")
+    bidi = None
+    if backward is not None:
+        bidi = Bidirectional(tracker, backward, fusion, max_gap, ahead=back_pool)
     keep = sink is None if keep_masks is None else keep_masks
     inner = [getattr(p, "timings", None) for p in (propagator, backward)]
     inner_start = [dict(d) if isinstance(d, dict) else {} for d in inner]
@@ -328,17 +328,17 @@ def track(
         if keep:
             masks.append(result.labels)
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="read") if read_ahead > 0 else None
+    ahead = Lookahead(clip.frame, n, read_ahead, prepare) if read_ahead > 0 else None
+    frames = iter(ahead) if ahead is not None else ((clip.frame(t), None) for t in range(n))
 
     def read_mask(t: int) -> np.ndarray | None:
-        return clip.mask(t) if pool is None else pool.submit(clip.mask, t).result()
+        return clip.mask(t) if ahead is None else ahead.io.submit(clip.mask, t).result()
 
     try:
-        frames = _frames_ahead(clip, read_ahead, pool)
         bar = tqdm(range(n), disable=not progress, desc=f"track {clip.name}", unit="frame")
         for t in bar:
             t0 = time.perf_counter()
-            frame = next(frames)
+            frame, motion = next(frames)
             own["read"] += time.perf_counter() - t0
 
             if t == 0 and keyframe_source == "gt":
@@ -352,16 +352,18 @@ def track(
             else:
                 truth = partial(read_mask, t)
             if bidi is None:
-                emit(tracker.step(frame, truth))
+                emit(tracker.step(frame, truth, motion))
             else:
-                for result in bidi.step(frame, truth):
+                for result in bidi.step(frame, truth, motion):
                     emit(result)
         if bidi is not None:
             for result in bidi.flush():
                 emit(result)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if back_pool is not None:
+            back_pool.shutdown(wait=True, cancel_futures=True)
+        if ahead is not None:
+            ahead.close()
 
     timings = {**tracker.timings, **own}
     if bidi is not None:
