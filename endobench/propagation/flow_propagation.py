@@ -33,7 +33,12 @@ import numpy as np
 
 from endobench.propagation.base import PropagationStep
 from endobench.propagation.flow import FlowEstimator, to_gray
-from endobench.propagation.warp import WarpError, forward_backward_confidence, pixel_grid
+from endobench.propagation.warp import (
+    WarpError,
+    forward_backward_confidence,
+    pixel_grid,
+    sampling_map,
+)
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
 CONFIDENCE_MODES = ("photometric", "forward_backward", "none")
@@ -44,18 +49,22 @@ STRIPE_ROWS = 64
 
 @dataclass(frozen=True)
 class Motion:
-    """The flow of one frame pair, as ``FlowPropagator.step`` needs it.
+    """The state-free part of one step, as ``FlowPropagator.prepare`` computes it.
 
     prev / frame: the two frames it was prepared for (``step`` checks them by identity).
-    gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 from ``frame`` to
-    ``prev``; flow_rev: from ``prev`` to ``frame`` (``forward_backward`` confidence only).
+    gray: ``frame`` as ``H x W`` uint8 gray. coords: ``H x W x 2`` float32 positions in ``prev``
+    of every pixel of ``frame`` (pixel + flow). conf: ``H x W`` float32 confidence of this step
+    (module docstring), None for ``confidence="none"``. seconds: time spent preparing it in
+    flow, warp and confidence (``step`` adds them to the propagator's ``timings``, so only the
+    thread that steps writes them).
     """
 
     prev: np.ndarray
     frame: np.ndarray
     gray: np.ndarray
-    flow: np.ndarray
-    flow_rev: np.ndarray | None
+    coords: np.ndarray
+    conf: np.ndarray | None
+    seconds: tuple[float, float, float]
 
 
 def photometric_table(sigma: float) -> np.ndarray:
@@ -145,28 +154,49 @@ class FlowPropagator:
         self._prev_frame = frame
 
     def prepare(self, prev: np.ndarray, frame: np.ndarray) -> Motion:
-        """The flow(s) of the pair ``prev`` -> ``frame`` (``H x W x 3`` uint8 RGB), for ``step``.
+        """Everything of the step ``prev`` -> ``frame`` (``H x W x 3`` uint8 RGB) that does not
+        depend on the propagation state: the flow, the sampling positions and the step's
+        confidence (see ``Motion``).
 
-        Depends on the frames only, so it may run ahead on another thread, but never on two
-        threads at once for one propagator (its estimator is not thread-safe).
+        So it may run ahead on another thread, but never on two threads at once for one
+        propagator (its estimator is not thread-safe).
         """
         prev, frame = np.asarray(prev), np.asarray(frame)
-        gray = to_gray(frame)
-        if self.estimator.grayscale:
-            return Motion(prev, frame, gray, *self._flows(gray, to_gray(prev)))
-        return Motion(prev, frame, gray, *self._flows(frame, prev))
+        prev_gray = to_gray(prev)
+        return self._motion(prev, prev_gray if self.estimator.grayscale else prev, prev_gray, frame)
 
-    def _flows(self, cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if cur.shape[:2] != prev.shape[:2]:
+    def _motion(
+        self, prev: np.ndarray, prev_input: np.ndarray, prev_gray: np.ndarray, frame: np.ndarray
+    ) -> Motion:
+        gray = to_gray(frame)
+        cur = gray if self.estimator.grayscale else frame
+        if cur.shape[:2] != prev_input.shape[:2]:
             raise ValueError(
                 f"{self.name}: frame size {cur.shape[:2]} differs from the previous frame's "
-                f"{prev.shape[:2]} (H x W)"
+                f"{prev_input.shape[:2]} (H x W)"
             )
         t0 = time.perf_counter()
-        flow = self.estimator(cur, prev)  # target (new frame) -> source (previous frame)
-        rev = self.estimator(prev, cur) if self.confidence_mode == "forward_backward" else None
-        self.timings["flow"] += time.perf_counter() - t0
-        return flow, rev
+        flow = self.estimator(cur, prev_input)  # target (new frame) -> source (previous frame)
+        flow_rev = (
+            self.estimator(prev_input, cur) if self.confidence_mode == "forward_backward" else None
+        )
+        t1 = time.perf_counter()
+        flow = np.asarray(flow)
+        if flow.shape != (*gray.shape, 2):
+            raise WarpError(f"flow: expected H x W x 2 = {(*gray.shape, 2)}, got {flow.shape}")
+        coords = sampling_map(flow)
+        t2 = time.perf_counter()
+        conf = None
+        if self.confidence_mode == "photometric":
+            warped = cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
+                prev_gray, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+            cv2.absdiff(gray, warped, dst=warped)
+            conf = cv2.LUT(warped, self._table)
+        elif flow_rev is not None:
+            conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
+        t3 = time.perf_counter()
+        return Motion(prev, frame, gray, coords, conf, (t1 - t0, t2 - t1, t3 - t2))
 
     def step(self, frame: np.ndarray, motion: Motion | None = None) -> PropagationStep:
         """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``).
@@ -175,60 +205,35 @@ class FlowPropagator:
         """
         if self._track is None or self._key is None or self._prev is None:
             raise RuntimeError(f"{self.name}: step() called before reset()")
-        assert self._prev_gray is not None and self._buffers is not None
+        assert self._prev_gray is not None and self._prev_frame is not None
+        assert self._buffers is not None
         frame = np.asarray(frame)
         if motion is None:
-            gray = to_gray(frame)
-            cur = gray if self.estimator.grayscale else frame
-            flow, flow_rev = self._flows(cur, self._prev)
-        elif motion.frame is frame and motion.prev is self._prev_frame:
-            gray, flow, flow_rev = motion.gray, motion.flow, motion.flow_rev
-            cur = gray if self.estimator.grayscale else frame
-        else:
+            motion = self._motion(self._prev_frame, self._prev, self._prev_gray, frame)
+        elif motion.frame is not frame or motion.prev is not self._prev_frame:
             raise ValueError(
                 f"{self.name}: motion was prepared for another frame pair (expected "
                 "prepare(previous frame, this frame), in stream order)"
             )
+        gray = motion.gray
         buf = self._buffers
         h, w = gray.shape
-        flow = np.asarray(flow)
-        if flow.shape != (h, w, 2):
-            raise WarpError(f"flow: expected H x W x 2 = {(h, w, 2)}, got shape {flow.shape}")
         t1 = time.perf_counter()
-        conf_seconds = 0.0
-        fb_conf = None
-        if flow_rev is not None:
-            fb_conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
-            conf_seconds += time.perf_counter() - t1
         # The state ping-pongs between two buffers: the old one is the remaps' source.
         source = self._track
         track = buf.track[1] if source is buf.track[0] else buf.track[0]
         probs = np.empty((self._classes, h, w), np.float32)  # fresh: returned
         conf_out = np.empty((h, w), np.float32)  # fresh: returned
-        grid = pixel_grid(h, w)
         # Every output pixel depends on the sources only, so the frame is done in stripes of
         # rows whose temporaries stay in the CPU cache (same values as one whole-frame pass).
         for r0 in range(0, h, buf.rows):
             r1 = min(h, r0 + buf.rows)
             n = r1 - r0
-            coords = np.add(grid[r0:r1], flow[r0:r1], out=buf.coords[:n])
+            coords = motion.coords[r0:r1]
             tracked = cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
                 source, coords, None, cv2.INTER_LINEAR, dst=track[r0:r1], **_ZERO_BORDER
             )
-            step_conf = None if fb_conf is None else fb_conf[r0:r1]
-            if self.confidence_mode == "photometric":
-                c0 = time.perf_counter()
-                warped = cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
-                    self._prev_gray,
-                    coords,
-                    None,
-                    cv2.INTER_LINEAR,
-                    dst=buf.gray[:n],
-                    borderMode=cv2.BORDER_REPLICATE,
-                )
-                cv2.absdiff(gray[r0:r1], warped, dst=warped)
-                step_conf = cv2.LUT(warped, self._table, dst=buf.step_conf[:n])
-                conf_seconds += time.perf_counter() - c0
+            step_conf = None if motion.conf is None else motion.conf[r0:r1]
             # Positions are averaged over the valid bilinear taps only (no smearing from
             # outside); a pixel needs at least half of its footprint valid to have a source.
             # Contiguous planes make this bookkeeping much cheaper than strided lanes.
@@ -262,9 +267,12 @@ class FlowPropagator:
             cv2.merge((x, y, stripe_conf, okf), tracked)
         self._track = track
         t4 = time.perf_counter()
-        self._prev, self._prev_gray, self._prev_frame = cur, gray, frame
-        self.timings["warp"] += t4 - t1 - conf_seconds
-        self.timings["confidence"] += conf_seconds
+        self._prev = gray if self.estimator.grayscale else frame
+        self._prev_gray, self._prev_frame = gray, frame
+        flow_s, warp_s, conf_s = motion.seconds
+        self.timings["flow"] += flow_s
+        self.timings["warp"] += warp_s + t4 - t1
+        self.timings["confidence"] += conf_s
         return PropagationStep(probs=probs, confidence=conf_out)
 
 
@@ -280,9 +288,6 @@ class _StepBuffers:
         self.rows = rows = min(rows, shape[0])
         width = shape[1]
         self.track = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
-        self.coords = np.empty((rows, width, 2), np.float32)
-        self.gray = np.empty((rows, width), np.uint8)
-        self.step_conf = np.empty((rows, width), np.float32)
         self.planes = [np.empty((rows, width), np.float32) for _ in range(4)]
         self.ok = np.empty((rows, width), bool)
         self.okf = np.empty((rows, width), np.float32)
