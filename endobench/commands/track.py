@@ -153,7 +153,7 @@ class ClipWriter:
         while len(self.pending) >= WRITE_QUEUE:
             self.pending.popleft().result()
         path = self.folder / f"{self.names[t]}.png"
-        self.pending.append(self.pool.submit(write_palette_png, path, mask))
+        self.pending.append(self.pool.submit(write_palette_png, path, mask, atomic=False))
 
     def commit(self) -> None:
         """Wait for every PNG, then move the complete clip into place (replacing an old one)."""

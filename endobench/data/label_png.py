@@ -78,15 +78,37 @@ def read_label_png(path: str | Path, binary_as_object: bool = True) -> np.ndarra
     return arr
 
 
-def write_palette_png(path: str | Path, labels: np.ndarray) -> None:
-    """Write an ``H x W`` label map (values 0..255) as a DAVIS palette PNG, atomically."""
+# zlib level of label PNGs: label maps are long runs of a few values, so level 1 encodes them
+# about 3x faster than Pillow's default 6 (1.1 vs 3.5 ms for a 480 x 854 mask) into files of a
+# few KB; the pixels are the same whatever the level.
+PNG_COMPRESS_LEVEL = 1
+
+
+def encode_palette_png(labels: np.ndarray) -> bytes:
+    """An ``H x W`` label map (values 0..255) as the bytes of a DAVIS palette PNG."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError(f"{path}: expected an H x W label map, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError(f"{path}: label values must lie in 0..255")
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+        raise ValueError(f"expected an H x W label map, got shape {labels.shape}")
+    if labels.dtype != np.uint8 and labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError("label values must lie in 0..255")
+    im = Image.fromarray(labels.astype(np.uint8, copy=False), mode="P")
     im.putpalette(_PALETTE_BYTES)
     buffer = io.BytesIO()
-    im.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue(), fsync=False)
+    im.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def write_palette_png(path: str | Path, labels: np.ndarray, atomic: bool = True) -> None:
+    """Write an ``H x W`` label map (values 0..255) as a DAVIS palette PNG.
+
+    ``atomic=False`` writes the file in place: for folders that are themselves made complete
+    atomically (``endobench track`` renames a finished clip's temp folder into place).
+    """
+    try:
+        data = encode_palette_png(labels)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if atomic:
+        atomic_write_bytes(path, data, fsync=False)
+    else:
+        Path(path).write_bytes(data)
