@@ -152,6 +152,11 @@ class _Pending:
     motion: Future | None = None  # backward.prepare(next frame, frame), computed ahead
 
 
+# Output tasks queued on the worker at most before ``step`` waits for the oldest (bounds the
+# frames held: about two segments of ``max_gap``).
+WORKER_QUEUE = 2
+
+
 class Bidirectional:
     """Delay a ``Tracker``'s propagated frames until the next keyframe and fuse both directions.
 
@@ -160,9 +165,14 @@ class Bidirectional:
     at most (older ones leave forward only). ``one_sided``: apply the per-object rule to classes
     present at one keyframe only (module docstring; False: the per-pixel blend for every class,
     the rule before round 4, kept for ``bench_tracking``'s before / after). ``seconds``: time
-    spent in the backward pass. ``ahead``: an executor (one thread) on which the backward flows
-    are prepared as the frames arrive (a propagator with ``prepare``, see ``lookahead``), or
-    None (computed in the pass).
+    spent buffering and in the backward pass. ``ahead``: an executor (one thread) on which the
+    backward flows are prepared as the frames arrive (a propagator with ``prepare``, see
+    ``lookahead``), or None (computed in the pass). ``worker``: an executor (one thread) that
+    runs the backward pass, fusion and labelling of a segment while the tracker goes on forward
+    with the next one, or None (run in ``step``). Either way every output (a segment, a
+    keyframe, a forward-only frame) is produced by one task in stream order, so the results and
+    their order are the same; with a worker ``step`` returns what is finished so far and
+    ``flush`` the rest.
     """
 
     def __init__(
@@ -173,17 +183,24 @@ class Bidirectional:
         max_gap: int = 64,
         one_sided: bool = True,
         ahead: Executor | None = None,
+        worker: Executor | None = None,
     ) -> None:
         if max_gap < 1:
             raise ValueError(f"max_gap: expected >= 1 frame, got {max_gap}")
         self.tracker, self.backward, self.max_gap = tracker, backward, max_gap
         self.one_sided = one_sided
         self.labeller = TemporalFusion(fusion) if fusion is not None else None
-        self.seconds = 0.0
+        self.ahead, self.worker = ahead, worker
         self._buffer: deque[_Pending] = deque()
         self._last_key = 0
         self._present: np.ndarray | None = None  # classes with pixels at the last keyframe
-        self.ahead = ahead
+        self._outputs: deque[Future] = deque()  # one per output task, in stream order
+        self._seconds = [0.0, 0.0]  # buffering (the caller's thread), tasks (the worker's)
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent buffering frames and in the output tasks (backward pass, fusion)."""
+        return self._seconds[0] + self._seconds[1]
 
     def step(self, frame: np.ndarray, gt=None, motion=None) -> list:
         """Feed the next frame; returns the frame results that became final (in order).
@@ -206,31 +223,50 @@ class Bidirectional:
                     to_half(result.confidence_map), seg,
                 )
             )  # fmt: skip
-            self.seconds += time.perf_counter() - t0
+            self._seconds[0] += time.perf_counter() - t0
             if len(self._buffer) > self.max_gap:
-                return [self._emit(self._buffer.popleft())]
-            return []
+                self._submit(self._emit_all, [self._buffer.popleft()])
+            return self._finished()
         present = None
         if self.one_sided:
             assert result.probs is not None  # a keyframe always carries its probabilities
             present = present_classes(result.labels, result.probs.shape[0])
-        out = self._close(frame, result, present) if self._buffer else []
+        segment, self._buffer = self._buffer, deque()
+        self._submit(self._close, segment, frame, result, self._last_key, self._present, present)
         self._last_key, self._present = result.index, present
-        if self.labeller is not None:
-            self.labeller.reset(result.labels)
-        out.append(result)
-        return out
+        return self._finished()
 
     def flush(self) -> list:
-        """End of stream: the frames after the last keyframe, forward only."""
-        out = [self._emit(p) for p in self._buffer]
-        self._buffer.clear()
+        """End of stream: every result not returned yet; the frames after the last keyframe are
+        forward only."""
+        if self._buffer:
+            self._submit(self._emit_all, list(self._buffer))
+            self._buffer.clear()
+        return self._finished(everything=True)
+
+    def _submit(self, task, *args) -> None:
+        if self.worker is None:
+            done: Future = Future()
+            done.set_result(task(*args))
+            self._outputs.append(done)
+        else:
+            self._outputs.append(self.worker.submit(task, *args))
+
+    def _finished(self, everything: bool = False) -> list:
+        out: list = []
+        while self._outputs and (
+            everything or self._outputs[0].done() or len(self._outputs) > WORKER_QUEUE
+        ):
+            out.extend(self._outputs.popleft().result())
         return out
 
-    def _close(self, frame: np.ndarray, key, present: np.ndarray | None) -> list:
+    def _close(self, segment, frame, key, last_key, present_forward, present_backward) -> list:
+        """The output task of a keyframe: the segment before it (backward pass, fusion,
+        labels), then the keyframe itself, which resets the labeller."""
         t0 = time.perf_counter()
-        self.backward.reset(frame, key.probs)
-        for pending in reversed(self._buffer):
+        if segment:
+            self.backward.reset(frame, key.probs)
+        for pending in reversed(segment):
             if pending.motion is None:
                 step = self.backward.step(pending.frame)
             else:
@@ -238,14 +274,19 @@ class Bidirectional:
             fused, conf = fuse_bidirectional(
                 _from_u8(pending.probs), from_half(pending.conf),
                 step.probs, step.confidence,
-                pending.index - self._last_key, key.index - pending.index,
-                present_forward=self._present, present_backward=present,
+                pending.index - last_key, key.index - pending.index,
+                present_forward=present_forward, present_backward=present_backward,
             )  # fmt: skip
             pending.probs, pending.conf = _to_u8(fused), to_half(conf)
-        self.seconds += time.perf_counter() - t0
-        out = [self._emit(p) for p in self._buffer]
-        self._buffer.clear()
+        self._seconds[1] += time.perf_counter() - t0
+        out = [self._emit(p) for p in segment]
+        if self.labeller is not None:
+            self.labeller.reset(key.labels)
+        out.append(key)
         return out
+
+    def _emit_all(self, pending: list[_Pending]) -> list:
+        return [self._emit(p) for p in pending]
 
     def _emit(self, pending: _Pending):
         from endobench.propagation.tracker import FrameResult, mean_inside

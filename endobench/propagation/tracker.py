@@ -288,10 +288,11 @@ def track(
     kind turns on bidirectional propagation (module docstring), ``max_gap`` bounds its buffer.
     ``read_ahead``: decode that many frames ahead in a thread (all clip reads then go through
     that one thread) and, for a propagator with ``prepare`` (flow), compute each frame's flow
-    ahead on another (``lookahead``; a backward propagator gets a third); same results as
+    ahead on another (``lookahead``; a backward propagator gets a third for its flows and a
+    fourth for its pass over a segment while the forward one goes on); same results as
     ``read_ahead=0``. Memory is ``read_ahead`` frames plus the propagators' state (and,
-    bidirectional, at most ``max_gap`` buffered frames), whatever the clip length, when masks
-    are not kept.
+    bidirectional, at most about ``3 * max_gap`` buffered frames), whatever the clip length,
+    when masks are not kept.
     """
     from endobench.propagation.bidirectional import Bidirectional
 
@@ -302,12 +303,13 @@ def track(
         propagator, policy, segmenter, fusion, keyframe_source, clip_class_ids(clip), clip.void_id
     )
     prepare = getattr(propagator, "prepare", None) if read_ahead > 0 else None
-    back_pool = None
+    back_pools: list[ThreadPoolExecutor] = []
     if backward is not None and prepare is not None and hasattr(backward, "prepare"):
-        back_pool = ThreadPoolExecutor(1, thread_name_prefix="flow-back")
+        back_pools = [ThreadPoolExecutor(1, thread_name_prefix=p) for p in ("flow-back", "back")]
     bidi = None
     if backward is not None:
-        bidi = Bidirectional(tracker, backward, fusion, max_gap, ahead=back_pool)
+        flows_back, worker = back_pools or (None, None)
+        bidi = Bidirectional(tracker, backward, fusion, max_gap, ahead=flows_back, worker=worker)
     keep = sink is None if keep_masks is None else keep_masks
     inner = [getattr(p, "timings", None) for p in (propagator, backward)]
     inner_start = [dict(d) if isinstance(d, dict) else {} for d in inner]
@@ -335,8 +337,9 @@ def track(
         return clip.mask(t) if ahead is None else ahead.io.submit(clip.mask, t).result()
 
     try:
-        bar = tqdm(range(n), disable=not progress, desc=f"track {clip.name}", unit="frame")
-        for t in bar:
+        # No bar object at all without progress: tqdm's lock alone imports multiprocessing.
+        steps = tqdm(range(n), desc=f"track {clip.name}", unit="frame") if progress else range(n)
+        for t in steps:
             t0 = time.perf_counter()
             frame, motion = next(frames)
             own["read"] += time.perf_counter() - t0
@@ -360,8 +363,8 @@ def track(
             for result in bidi.flush():
                 emit(result)
     finally:
-        if back_pool is not None:
-            back_pool.shutdown(wait=True, cancel_futures=True)
+        for pool in back_pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         if ahead is not None:
             ahead.close()
 
