@@ -16,10 +16,11 @@ from endobench.data import Clip, open_dataset
 from endobench.data.errors import DataError
 from endobench.data.label_png import read_label_png
 from endobench.propagation import build_propagator, track
+from endobench.propagation.fusion import FusionConfig
 from endobench.propagation.lookahead import Lookahead
 from endobench.registry import KEYFRAME_POLICIES
 
-WORKERS = ("read", "flow", "flow-back")
+WORKERS = ("read", "flow", "flow-back", "back")
 
 
 def workers_alive() -> list[str]:
@@ -50,14 +51,19 @@ def chole(registry: Path) -> Clip:
 
 
 def run(
-    clip: Clip, read_ahead: int, bidirectional: bool, confidence="photometric", policy="every:7"
+    clip: Clip,
+    read_ahead: int,
+    bidirectional: bool,
+    confidence="photometric",
+    policy="every:7",
+    **options,
 ):
     def flow():
         return build_propagator("flow:dis", flow_confidence=confidence)
 
     return track(
         clip, flow(), KEYFRAME_POLICIES.build(policy), progress=False,
-        backward=flow() if bidirectional else None, read_ahead=read_ahead,
+        backward=flow() if bidirectional else None, read_ahead=read_ahead, **options,
     )  # fmt: skip
 
 
@@ -73,6 +79,39 @@ def test_flow_ahead_equals_the_sequential_loop_on_a_real_clip(chole, bidirection
         np.testing.assert_array_equal(got, want)
     # Real propagation happened: 12 classes in play, several of them carried between keyframes.
     assert len(np.unique(ahead.masks[3])) >= 5 and min(ahead.confidence) < 1.0
+    assert not workers_alive()
+
+
+def test_backward_worker_keeps_the_order_with_hysteresis_and_forward_only_frames(chole):
+    # The labeller carries state from frame to frame and is reset at keyframes, and with
+    # max_gap=4 frames leave forward only while their segment is open: the worker must produce
+    # every output in stream order for the masks to match.
+    options = {"fusion": FusionConfig(keep=0.3), "max_gap": 4, "policy": "every:7"}
+    sequential = run(chole, 0, True, **options)
+    ahead = run(chole, 3, True, **options)
+    assert ahead.keyframes == sequential.keyframes == [0, 7, 14]
+    assert ahead.confidence == sequential.confidence
+    for got, want in zip(ahead.masks, sequential.masks, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not workers_alive()
+
+
+def test_a_failing_backward_pass_surfaces_its_error_and_does_not_hang(chole):
+    backward = build_propagator("flow:dis")
+    steps = []
+
+    def step(frame, motion=None):
+        steps.append(1)
+        if len(steps) == 3:
+            raise RuntimeError("backward pass failed on purpose")
+        return type(backward).step(backward, frame, motion)
+
+    backward.step = step  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="on purpose"):
+        track(
+            chole, build_propagator("flow:dis"), KEYFRAME_POLICIES.build("every:5"),
+            progress=False, backward=backward, read_ahead=2,
+        )  # fmt: skip
     assert not workers_alive()
 
 
