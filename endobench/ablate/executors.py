@@ -6,10 +6,11 @@ task to the cluster only once the tasks it waits for have finished and a worker 
 choosing among the ready ones the task that most other tasks wait for, then the one heading the
 costliest chain of work (its estimated cost plus that of the costliest chain waiting for it),
 then the first in the given order: a sweep starts all its trainings before any tracking, its
-longest trainings first, and no long training is left for the end while cheap notebooks go first. Dask runs a LocalCluster
-(one process per worker, one thread each, one GPU each when GPUs exist) or connects to an
-existing scheduler, e.g. one started by dask-jobqueue on SLURM or dask-kubernetes; there the
-cluster manager decides which GPU a worker sees, so we leave ``CUDA_VISIBLE_DEVICES`` alone.
+longest trainings first, and no long training is left for the end while cheap notebooks go
+first. Dask runs a LocalCluster (one process per worker, one thread each, one GPU each when
+GPUs exist) or connects to an existing scheduler, e.g. one started by dask-jobqueue on SLURM or
+dask-kubernetes; there the cluster manager decides which GPU a worker sees, so we leave
+``CUDA_VISIBLE_DEVICES`` alone.
 Remote workers need the repository (notebooks, same endobench) and the results folder at the
 same paths, i.e. a shared file system, as is usual on SLURM and Kubernetes clusters.
 """
