@@ -66,6 +66,13 @@ def test_jobs_that_more_jobs_wait_for_come_first_ties_keep_their_order() -> None
     assert order_by_dependents(DIAMOND[:2]) == DIAMOND[:2]
 
 
+def test_ties_go_to_the_head_of_the_costliest_chain() -> None:
+    # t1 and t2 have one job waiting each: t1's chain costs 1 + 10, t2's 5 + 1; then a before b
+    jobs = [Job("t2", 2, (), 5.0), Job("t1", 1, (), 1.0), Job("b", 4, ("t2",), 1.0)]
+    jobs.append(Job("a", 3, ("t1",), 10.0))
+    assert [j.key for j in order_by_dependents(jobs)] == ["t1", "t2", "a", "b"]
+
+
 def _started_at(payload: int) -> tuple[int, float]:
     import time
 

@@ -14,10 +14,11 @@ import torch
 from endobench.data import open_dataset
 from endobench.models import SegNetSpec, load_segnet, predict_labels, read_checkpoint
 from endobench.registry import AUGMENTATIONS, LOSSES
+from endobench.training import runner
 from endobench.training.augment import build_augmentation, is_geometric
 from endobench.training.config import TrainConfig
 from endobench.training.data import load_data, split_indices
-from endobench.training.loop import fit
+from endobench.training.loop import TrainResult, fit
 from endobench.training.losses import build_loss
 from endobench.training.optim import lr_factor
 from endobench.training.validation import confusion_counts, dice_iou
@@ -163,17 +164,45 @@ def test_load_segnet_and_predict_labels(reference) -> None:
     assert np.array_equal(predict_labels(model, [val_clip.frame(2)], size=224)[0], labels[2])
 
 
-def test_augmented_training_computes_features_live(
-    tmp_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
+def _fit_counting_backbone_passes(config: TrainConfig) -> tuple[TrainResult, int]:
+    """``fit(config)`` and the number of backbone forwards in it (calls of its RGB stem conv)."""
+    passes = 0
+
+    def count(module: torch.nn.Module, args: tuple, output: object) -> None:
+        nonlocal passes
+        passes += isinstance(module, torch.nn.Conv2d) and module.in_channels == 3
+
+    handle = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        return fit(config, progress=False), passes
+    finally:
+        handle.remove()
+
+
+def test_augmented_training_computes_features_live_and_validation_features_once(
+    tmp_path: Path,
+    cache_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = small_config(tmp_path, cache_dir, augment="basic", epochs=1)
+    config = small_config(tmp_path / "once", cache_dir, augment="basic")
     with caplog.at_level(logging.INFO, logger="endobench.training"):
-        result = fit(config, progress=False)
-    assert not result.feature_cache["used"]
-    assert "'basic' changes the backbone input" in result.feature_cache["reason"]
+        once, passes_once = _fit_counting_backbone_passes(config)
+    assert not once.feature_cache["used"] and "misses" not in once.feature_cache
+    assert "'basic' changes the backbone input" in once.feature_cache["reason"]
     assert "feature cache not used" in caplog.text
-    assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
-    assert "misses" not in result.feature_cache
+    monkeypatch.setattr(runner, "VALIDATION_FEATURE_BYTES", 0)  # no budget: every epoch
+    every, passes_every = _fit_counting_backbone_passes(
+        config.model_copy(update={"out_dir": str(tmp_path / "every")})
+    )
+    # 3 epochs of 1 training batch (4 augmented images) and 1 validation batch (held-out clip)
+    assert (passes_once, passes_every) == (3 + 1, 3 + 3)
+    strip = [
+        [{k: v for k, v in row.items() if k != "seconds"} for row in r.history]
+        for r in (once, every)
+    ]
+    assert strip[0] == strip[1]  # exact floats: losses, Dice, IoU and lr of every epoch
+    assert len({row["val_loss"] for row in strip[0]}) == 3  # the head changed between epochs
 
 
 def test_config_validation_messages() -> None:

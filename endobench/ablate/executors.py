@@ -3,12 +3,14 @@
 Both executors take tasks in dependency order with, for each, the keys of the tasks it must
 wait for, and yield ``(key, result or exception)`` as tasks finish. The Dask executor hands a
 task to the cluster only once the tasks it waits for have finished and a worker thread is free,
-choosing among the ready ones the task that most other tasks wait for (first in the given order
-on ties): a sweep starts all its trainings before any tracking, and no long training is left
-for the end while cheap notebooks go first. Dask runs a LocalCluster
-(one process per worker, one thread each, one GPU each when GPUs exist) or connects to an
-existing scheduler, e.g. one started by dask-jobqueue on SLURM or dask-kubernetes; there the
-cluster manager decides which GPU a worker sees, so we leave ``CUDA_VISIBLE_DEVICES`` alone.
+choosing among the ready ones the task that most other tasks wait for, then the one heading the
+costliest chain of work (its estimated cost plus that of the costliest chain waiting for it),
+then the first in the given order: a sweep starts all its trainings before any tracking, its
+longest trainings first, and no long training is left for the end while cheap notebooks go
+first. Dask runs a LocalCluster (one process per worker, one thread each, one GPU each when
+GPUs exist) or connects to an existing scheduler, e.g. one started by dask-jobqueue on SLURM or
+dask-kubernetes; there the cluster manager decides which GPU a worker sees, so we leave
+``CUDA_VISIBLE_DEVICES`` alone.
 Remote workers need the repository (notebooks, same endobench) and the results folder at the
 same paths, i.e. a shared file system, as is usual on SLURM and Kubernetes clusters.
 """
@@ -32,6 +34,7 @@ class Job:
     key: str
     payload: Any
     after: tuple[str, ...] = ()
+    cost: float = 0.0  # estimated compute, any unit shared by the jobs of one run (0: unknown)
 
 
 def visible_gpus() -> list[str]:
@@ -209,10 +212,15 @@ class DaskExecutor:
 
 
 def order_by_dependents(jobs: Sequence[Job]) -> list[Job]:
-    """Jobs sorted by how many jobs wait for them, directly or not (most first; stable)."""
+    """Jobs by how many jobs wait for them, directly or not (most first), then by the cost of the
+    costliest chain they head (own cost plus the costliest chain waiting for them; critical-path
+    list scheduling), then in the given order."""
     waiting_on: dict[str, set[str]] = {j.key: set() for j in jobs}
+    chain: dict[str, float] = {}
     for job in reversed(jobs):  # dependencies come before their dependents
+        chain[job.key] = job.cost + chain.get(job.key, 0.0)
         for key in job.after:
             if key in waiting_on:
                 waiting_on[key] |= {job.key} | waiting_on[job.key]
-    return sorted(jobs, key=lambda j: -len(waiting_on[j.key]))
+                chain[key] = max(chain.get(key, 0.0), chain[job.key])
+    return sorted(jobs, key=lambda j: (-len(waiting_on[j.key]), -chain[j.key]))

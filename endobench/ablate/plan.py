@@ -20,7 +20,7 @@ from typing import Any
 
 from endobench.ablate.grid import GridConfig, GridConfigError, expand_grid, run_id
 from endobench.ablate.identity import IdentityResolver, digest
-from endobench.ablate.stage_params import validate_stage_params
+from endobench.ablate.stage_params import stage_cost, validate_stage_params
 
 RUNS_DIR = "runs"
 GRID_FILE = "grid.yaml"
@@ -39,6 +39,7 @@ class StageTask:
     record: dict[str, Any]  # written to params.json (the full run for the last stage)
     upstream: tuple[Path, ...] = ()
     identity: dict[str, Any] = field(default_factory=dict)  # see endobench.ablate.identity
+    cost: float = 0.0  # estimated compute, for scheduling (endobench.ablate.stage_params)
 
     @property
     def key(self) -> str:
@@ -170,9 +171,10 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
                 tasks.append(task)
                 continue
             notebook = grid.notebook_path(stage)
+            received = {**resolver.notebook(notebook)[1], **given, **inputs}
             validate_stage_params(
                 notebook,
-                {**resolver.notebook(notebook)[1], **given, **inputs},
+                received,
                 f"{where}: run {rid} ({_describe(grid, params)}), stage {stage.name}",
             )
             # Inputs enter the identity relative to the sweep folder: moving results/ keeps it.
@@ -189,6 +191,7 @@ def plan_sweep(grid: GridConfig, results_root: str | Path) -> SweepPlan:
                 record=params if last else {**given, **inputs},
                 upstream=tuple(t.out_dir for t in tasks),
                 identity=identity,
+                cost=stage_cost(notebook, received),
             )
             plan.tasks[task.key] = task
             by_name[stage.name] = task

@@ -420,7 +420,8 @@ def _execute(
 ) -> SweepResult:
     key_of_dir = {t.out_dir: t.key for t in todo}
     jobs = [
-        Job(t.key, t, tuple(key_of_dir[d] for d in t.upstream if d in key_of_dir)) for t in todo
+        Job(t.key, t, tuple(key_of_dir[d] for d in t.upstream if d in key_of_dir), t.cost)
+        for t in todo
     ]
     result = SweepResult(plan)
     by_key = {t.key: t for t in todo}

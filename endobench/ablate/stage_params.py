@@ -65,14 +65,19 @@ class TrackParams(BaseModel):
         return value
 
 
-def _validate_train(params: dict[str, Any]) -> None:
+def _train_config(params: dict[str, Any]) -> Any:
+    """The ``TrainConfig`` notebook 02 builds from these parameters."""
     from endobench.training.config import TrainConfig
 
     fields = {TRAIN_FIELD_OF_PARAM.get(k, k): v for k, v in params.items()}
     if fields.get("weights"):
         fields["pretrained"] = None  # as notebook 02 does: a weights file replaces pretrained
     fields = {k: v for k, v in fields.items() if k in TrainConfig.model_fields}
-    config = TrainConfig.model_validate(fields)
+    return TrainConfig.model_validate(fields)
+
+
+def _validate_train(params: dict[str, Any]) -> None:
+    config = _train_config(params)
     try:
         BACKBONES.check(config.backbone)
     except ValueError as err:
@@ -106,3 +111,16 @@ def validate_stage_params(notebook: Path, params: dict[str, Any], where: str) ->
         raise StageParamsError(f"{where}: {validation_message(err, names)}") from None
     except _FieldError as err:
         raise StageParamsError(f"{where}: {err}") from None
+
+
+def stage_cost(notebook: Path, params: dict[str, Any]) -> float:
+    """Estimated compute of a task whose parameters are valid (0: no estimate for this stage).
+
+    Notebook 02: :func:`endobench.training.cost.training_cost` of its ``TrainConfig``; the
+    scheduler starts the costliest work first among tasks that as many others wait for.
+    """
+    if notebook.stem != "02_train_segmentation":
+        return 0.0
+    from endobench.training.cost import training_cost
+
+    return training_cost(_train_config(params))

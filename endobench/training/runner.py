@@ -6,13 +6,19 @@ and only the head runs each epoch. Any preset that changes pixels (photometric) 
 new backbone inputs every epoch, so the features are computed on the fly instead; the reason is
 logged and recorded in ``cache_info``. Cached features are float16, so a cached run's numbers
 differ from an uncached run's by float16 rounding of the features.
+
+Validation images are never augmented, so on the live path a frozen backbone's validation features
+are the same every epoch: they are computed at the first validation, batch by batch as every
+validation batches them, and kept in memory (up to :data:`VALIDATION_FEATURE_BYTES`; beyond it they
+are recomputed each epoch). Only the head runs again, on the very tensors the backbone returned, so
+every number is the one a full forward gives.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,9 @@ from endobench.training.optim import lr_factor
 from endobench.training.validation import confusion_counts, dice_iou
 
 logger = logging.getLogger(__name__)
+
+#: Bytes of validation features (live path, frozen backbone) kept in memory across epochs.
+VALIDATION_FEATURE_BYTES = 1 << 30
 
 
 class EpochRunner:
@@ -62,6 +71,8 @@ class EpochRunner:
         else:
             self.train_set = PixelDataset(train, config.augment, config.seed)
             self.val_set = PixelDataset(val, "none", config.seed)
+        # (features, target) per validation batch, once computed (live path, frozen backbone)
+        self._val_batches: list[tuple[list[torch.Tensor], torch.Tensor]] | None = None
 
     def _cache_decision(self) -> dict[str, Any]:
         c = self.config
@@ -151,11 +162,40 @@ class EpochRunner:
         self.model.eval()
         counts = torch.zeros(self.model.num_classes, 3, dtype=torch.int64)
         total, n = 0.0, 0
-        for inputs, target in self.loader(self.val_set, range(len(self.val_set))):
-            target = target.to(self.device).long()
-            logits = self.logits(inputs)
+        for logits, target in self._validation_logits():
             total += float(self.loss_fn(logits, target)) * len(target)
             n += len(target)
             counts += confusion_counts(logits.argmax(1), target, self.model.num_classes)
         scores = dice_iou(counts)
         return {"val_loss": total / max(n, 1), "val_dice": scores["dice"], "val_iou": scores["iou"]}
+
+    def _validation_logits(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(logits, target) per validation batch; a frozen backbone's features computed once."""
+        if self._val_batches is not None:
+            for feats, target in self._val_batches:
+                with self.autocast():
+                    yield self.model.logits_from_features(feats, self.size).float(), target
+            return
+        keep = not self.cache_info["used"] and self.model.backbone.frozen
+        kept: list[tuple[list[torch.Tensor], torch.Tensor]] = []
+        kept_bytes = 0
+        for inputs, target in self.loader(self.val_set, range(len(self.val_set))):
+            target = target.to(self.device).long()
+            if not keep:
+                yield self.logits(inputs), target
+                continue
+            x = self.model.backbone.preprocess(inputs)
+            if self.on_cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():  # what SegNet.forward does, with the features kept
+                feats = self.model.backbone.forward_features(x)
+                logits = self.model.logits_from_features(feats, self.size).float()
+            kept_bytes += sum(f.numel() * f.element_size() for f in feats)
+            keep = kept_bytes <= VALIDATION_FEATURE_BYTES
+            if keep:
+                kept.append((feats, target))
+            else:  # over the budget: recomputed every epoch
+                kept.clear()
+            yield logits, target
+        if keep:
+            self._val_batches = kept
