@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # error_model="numpy": no zero-division checks, which lets the loops vectorise.
@@ -31,23 +31,23 @@ _SUM16 = np.uint64(0x0001000100010001)
 
 
 @intrinsic
-def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
+def _popcount(typingctx, x):
     """Number of set bits of a uint64 (LLVM ``ctpop``)."""
     sig = types.uint64(types.uint64)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
 
     return sig, codegen
 
 
 @intrinsic
-def _trailing_zeros(typingctx, x):  # type: ignore[no-untyped-def]
+def _trailing_zeros(typingctx, x):
     """Index of the lowest set bit of a nonzero uint64 (LLVM ``cttz``)."""
     sig = types.uint64(types.uint64)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], cgutils.true_bit)  # true: zero input is undefined
 
     return sig, codegen
 
