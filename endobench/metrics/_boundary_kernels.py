@@ -142,26 +142,22 @@ def _scan(g, p, y0, y1, x0, x1, radius):
 @_njit
 def _window_or(t, nrows, nwb, pad):
     """``v[y] = t[y - pad] | ... | t[y + pad]`` for the ``nrows`` rows of a padded bitset
-    (van Herk / Gil-Werman: running ORs forward and backward in blocks of ``2 pad + 1`` rows)."""
+    (van Herk / Gil-Werman: running ORs forward and backward in blocks of ``2 pad + 1`` rows;
+    the loops run over flat word indices, one row being ``nwb`` words)."""
     span = 2 * pad + 1
-    total = nrows + 2 * pad
-    fw = np.empty(total * nwb, np.uint64)
-    bw = np.empty(total * nwb, np.uint64)
-    for start in range(0, total, span):
-        stop = min(start + span, total)
-        for j in range(nwb):
-            fw[start * nwb + j] = t[start * nwb + j]
-            bw[(stop - 1) * nwb + j] = t[(stop - 1) * nwb + j]
-        for i in range(start + 1, stop):
-            for j in range(nwb):
-                fw[i * nwb + j] = fw[(i - 1) * nwb + j] | t[i * nwb + j]
-        for i in range(stop - 2, start - 1, -1):
-            for j in range(nwb):
-                bw[i * nwb + j] = bw[(i + 1) * nwb + j] | t[i * nwb + j]
+    total = (nrows + 2 * pad) * nwb
+    fw = t.copy()
+    bw = t.copy()
+    for start in range(0, total, span * nwb):
+        stop = min(start + span * nwb, total)
+        for k in range(start + nwb, stop):
+            fw[k] |= fw[k - nwb]
+        for k in range(stop - nwb - 1, start - 1, -1):
+            bw[k] |= bw[k + nwb]
     v = np.empty(nrows * nwb, np.uint64)
-    for y in range(nrows):
-        for j in range(nwb):
-            v[y * nwb + j] = bw[y * nwb + j] | fw[(y + span - 1) * nwb + j]
+    shift = (span - 1) * nwb
+    for k in range(nrows * nwb):
+        v[k] = bw[k] | fw[k + shift]
     return v
 
 
