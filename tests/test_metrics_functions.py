@@ -381,3 +381,14 @@ def test_fast_j_and_f_equal_literal_dilation_on_flow_errors(radius: int) -> None
             assert _pair_counts(pred, gt, radius) == _literal_counts(pred, gt, radius)
             unmatched += counts[2] - counts[3]
     assert unmatched > 0  # the cases reach the paths for pixels with no match
+
+
+def test_fast_counts_on_rows_wider_than_the_byte_lane_counters() -> None:
+    """J is counted in byte lanes that are summed every 2016 columns: rows of 4100 pixels,
+    all foreground (the lanes fill up) or random, count exactly."""
+    rng = np.random.default_rng(3)
+    full = np.ones((4, 4100), bool)
+    noise = rng.random((4, 4100)) < 0.6
+    for gt, pred in ((full, full), (full, noise), (noise, rng.random((4, 4100)) < 0.5)):
+        assert _pair_counts(gt, pred, 8) == _literal_counts(gt, pred, 8)
+    assert _pair_counts(full, full, 8)[:2] == (4 * 4100, 4 * 4100)

@@ -105,17 +105,32 @@ def _scan(g, p, y0, y1, x0, x1, radius):
                 a, b = gf[i], pf[i]
                 bg, bp = a ^ gf[i + _ONE], b ^ pf[i + _ONE]
                 bits[x] = bg | (bp << 1) | ((a & b) << 2) | ((a | b) << 3)
-        # J: eight byte-lane counters per word (at most 255 words before they are summed).
-        for k0 in range(0, nw8, 255):
-            acc_i = acc_u = _U(0)
-            for k in range(k0, min(k0 + 255, nw8)):
-                acc_i += (words[k] >> _U(2)) & _BYTE_LSB
-                acc_u += (words[k] >> _U(3)) & _BYTE_LSB
-            inter += _byte_sum(acc_i)
-            union += _byte_sum(acc_u)
-        # Boundaries are sparse: test four words (32 columns) at a time, pack the rest.
+        # One pass over the words, four (32 columns) at a time. J: eight byte-lane counters
+        # per word, summed before a lane can pass 255 (63 groups of 4 words). Boundaries are
+        # sparse: a group with none is skipped, the others are packed into the bitsets.
+        acc_i = acc_u = _U(0)
+        groups = 0
         for k4 in range(0, nw8, 4):
-            if (words[k4] | words[k4 + 1] | words[k4 + 2] | words[k4 + 3]) & boundary:
+            w0, w1, w2, w3 = words[k4], words[k4 + 1], words[k4 + 2], words[k4 + 3]
+            acc_i += (
+                ((w0 >> _U(2)) & _BYTE_LSB)
+                + ((w1 >> _U(2)) & _BYTE_LSB)
+                + ((w2 >> _U(2)) & _BYTE_LSB)
+                + ((w3 >> _U(2)) & _BYTE_LSB)
+            )
+            acc_u += (
+                ((w0 >> _U(3)) & _BYTE_LSB)
+                + ((w1 >> _U(3)) & _BYTE_LSB)
+                + ((w2 >> _U(3)) & _BYTE_LSB)
+                + ((w3 >> _U(3)) & _BYTE_LSB)
+            )
+            groups += 1
+            if groups == 63:
+                inter += _byte_sum(acc_i)
+                union += _byte_sum(acc_u)
+                acc_i = acc_u = _U(0)
+                groups = 0
+            if (w0 | w1 | w2 | w3) & boundary:
                 for k in range(k4, min(k4 + 4, nw8)):
                     vg = words[k] & _BYTE_LSB
                     vp = (words[k] >> _U(1)) & _BYTE_LSB
@@ -123,6 +138,8 @@ def _scan(g, p, y0, y1, x0, x1, radius):
                     p8[row * 8 + k] = (vp * _PACK) >> _U(56)
                     n_gt += _popcount(vg)
                     n_pred += _popcount(vp)
+        inter += _byte_sum(acc_i)
+        union += _byte_sum(acc_u)
         if x1 == w:  # last column: no right neighbour; only the lower one counts
             i = y * w + w - 1
             a, b = gf[i], pf[i]
