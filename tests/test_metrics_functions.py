@@ -346,3 +346,49 @@ def test_fast_j_and_f_equal_literal_dilation_per_object_of_a_label_map() -> None
         g, p = gt == obj, pred == obj
         assert _pair_counts(g, p, 5) == _literal_counts(g, p, 5)
         assert jaccard_and_boundary(g, p, bound_th=5) == _literal_j_prf(g, p, 5)
+
+
+def _flow_error_pair(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ground truth of ellipses (some cut by the border) and a prediction with the errors of
+    a flow-carried mask: shifted, ragged along the boundary, a piece lost, specks elsewhere."""
+    yy, xx = np.mgrid[:h, :w]
+    gt = np.zeros((h, w), bool)
+    for _ in range(int(rng.integers(1, 5))):
+        cy, cx = rng.integers(-h // 4, h + h // 4 + 1), rng.integers(-w // 4, w + w // 4 + 1)
+        ry, rx = rng.integers(2, max(3, h // 2)), rng.integers(2, max(3, w // 2))
+        gt |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    dy, dx = rng.integers(-6, 7, size=2)
+    pred = np.pad(gt, 6)[6 - dy : 6 - dy + h, 6 - dx : 6 - dx + w].copy()
+    band = cv2.dilate(boundary_map(pred).view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    pred ^= band & (rng.random((h, w)) < 0.3)
+    y0, x0 = rng.integers(0, h), rng.integers(0, w)
+    pred[y0 : y0 + h // 5, x0 : x0 + w // 4] = False
+    pred |= rng.random((h, w)) < 0.002
+    return gt, pred
+
+
+@pytest.mark.parametrize("radius", [1, 8, 18, 70])
+def test_fast_j_and_f_equal_literal_dilation_on_flow_errors(radius: int) -> None:
+    """Seeded hard masks on frames whose widths fall on, before and after the 64-column words
+    of the boundary bitsets; radius 70 makes every disk row span several words."""
+    rng = np.random.default_rng(radius)
+    unmatched = 0
+    for h, w in ((96, 203), (61, 128), (130, 127), (40, 321), (1, 150), (150, 1)):
+        for _ in range(3):
+            gt, pred = _flow_error_pair(rng, h, w)
+            counts = _pair_counts(gt, pred, radius)
+            assert counts == _literal_counts(gt, pred, radius)
+            assert _pair_counts(pred, gt, radius) == _literal_counts(pred, gt, radius)
+            unmatched += counts[2] - counts[3]
+    assert unmatched > 0  # the cases reach the paths for pixels with no match
+
+
+def test_fast_counts_on_rows_wider_than_the_byte_lane_counters() -> None:
+    """J is counted in byte lanes that are summed every 2016 columns: rows of 4100 pixels,
+    all foreground (the lanes fill up) or random, count exactly."""
+    rng = np.random.default_rng(3)
+    full = np.ones((4, 4100), bool)
+    noise = rng.random((4, 4100)) < 0.6
+    for gt, pred in ((full, full), (full, noise), (noise, rng.random((4, 4100)) < 0.5)):
+        assert _pair_counts(gt, pred, 8) == _literal_counts(gt, pred, 8)
+    assert _pair_counts(full, full, 8)[:2] == (4 * 4100, 4 * 4100)
