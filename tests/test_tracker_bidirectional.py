@@ -61,21 +61,22 @@ def test_one_sided_object_is_carried_whole_by_the_nearer_keyframe_or_dropped():
     assert old[2, 0, 0] == pytest.approx(0.435 / 1.435, rel=1e-5)
     assert labels_from_probs(old).tolist() == [[0, 2]]
     # Nearer to the keyframe that has it (d_f = 1 < d_b = 3): carried whole from the forward
-    # side; pixel b: class 1 = 0.25 (fused), class 2 = 1, background 0 -> normalised 0.2 / 0.8.
+    # side (probability 1 on both pixels), which leaves nothing for the other classes.
     near, conf = fuse_bidirectional(fwd, c_f, bwd, c_b, 1, 3, present_forward=at_k,
                                     present_backward=at_next)  # fmt: skip
     np.testing.assert_allclose(near[:, 0, 0], [0.0, 0.0, 1.0], atol=1e-6)
-    np.testing.assert_allclose(near[:, 0, 1], [0.0, 0.2, 0.8], atol=1e-6)
+    np.testing.assert_allclose(near[:, 0, 1], [0.0, 0.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(conf, [[0.1 * 0.435 / 1.435 + (1 - 0.435 / 1.435), 1.0]], rtol=1e-5)
     assert labels_from_probs(near).tolist() == [[2, 2]]
-    # Nearer to the keyframe without it, or at the midpoint: absent everywhere.
-    # Pixel b: class 1 = its fused share (0.75 at d_b = 1, 0.5 at the midpoint: a tie -> 0).
-    for d_f, d_b, labels in ((3, 1, [[0, 1]]), (2, 2, [[0, 0]])):
+    # Nearer to the keyframe without it, or at the midpoint: absent everywhere, and the other
+    # classes fill the pixel in proportion to their blend: pixel a is all background (the only
+    # other class there), pixel b all class 1 (its fused share 0.75 or 0.5 rescaled to 1; the
+    # dropped mass does not go to background).
+    for d_f, d_b in ((3, 1), (2, 2)):
         far, _ = fuse_bidirectional(fwd, c_f, bwd, c_b, d_f, d_b, present_forward=at_k,
                                     present_backward=at_next)  # fmt: skip
-        assert not far[2].any()
-        np.testing.assert_allclose(far.sum(0), 1.0, rtol=1e-6)
-        assert labels_from_probs(far).tolist() == labels
+        np.testing.assert_allclose(far[:, 0, :], [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], atol=1e-6)
+        assert labels_from_probs(far).tolist() == [[0, 1]]
     # The mirror case (at the later keyframe only) comes from the backward side.
     mirror, _ = fuse_bidirectional(bwd, c_b, fwd, c_f, 3, 1, present_forward=at_next,
                                    present_backward=at_k)  # fmt: skip
@@ -84,6 +85,29 @@ def test_one_sided_object_is_carried_whole_by_the_nearer_keyframe_or_dropped():
     both, _ = fuse_bidirectional(fwd, c_f, bwd, c_b, 1, 3, present_forward=at_k,
                                  present_backward=at_k)  # fmt: skip
     np.testing.assert_array_equal(both, old)
+
+
+def test_one_sided_rule_rescales_the_other_classes_instead_of_filling_background():
+    # One pixel, 4 classes, confidence 1; class 3 is at the earlier keyframe only.
+    one = np.ones((1, 1), np.float32)
+    fwd = np.array([0.4, 0.0, 0.0, 0.6], np.float32).reshape(4, 1, 1)
+    bwd = np.array([0.6, 0.2, 0.2, 0.0], np.float32).reshape(4, 1, 1)
+    at_k, at_next = np.array([True, True, True, True]), np.array([True, True, True, False])
+
+    def fused(d_f: int, d_b: int) -> np.ndarray:
+        out, _ = fuse_bidirectional(fwd, one, bwd, one, d_f, d_b, present_forward=at_k,
+                                    present_backward=at_next)  # fmt: skip
+        return out[:, 0, 0]
+
+    # d_f = 3, d_b = 1: forward share 0.25, so classes 0-2 blend to [0.55, 0.15, 0.15]; class 3
+    # is dropped and they are rescaled to sum 1 (filling with background would give
+    # [0.7, 0.15, 0.15]).
+    np.testing.assert_allclose(fused(3, 1), [0.55 / 0.85, 0.15 / 0.85, 0.15 / 0.85, 0.0], atol=1e-6)
+    # d_f = 1, d_b = 3: class 3 carried whole (0.6); classes 0-2 blend to [0.45, 0.05, 0.05]
+    # and share the remaining 0.4 in those proportions.
+    np.testing.assert_allclose(
+        fused(1, 3), [0.4 * 0.45 / 0.55, 0.4 * 0.05 / 0.55, 0.4 * 0.05 / 0.55, 0.6], atol=1e-6
+    )
 
 
 def test_present_classes_counts_label_ids():

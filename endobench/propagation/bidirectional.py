@@ -16,7 +16,9 @@ other side's "absent" shrinks it to a fragment, and under the DAVIS metric any f
 J = F = 0 on a frame whose truth lacks the object, while a missed object costs only its own J&F.
 Its appearance or disappearance time is unknown, so the nearer keyframe decides whether it
 exists at ``t`` (strictly nearer: at the midpoint it is absent); where it exists, the side that
-has it carries it at full strength, elsewhere its probability is 0.
+has it carries it at full strength, elsewhere its probability is 0. The other classes share what
+is left of each pixel in proportion to their blend: a dropped object's pixels take the labels
+the other classes' blend gives them there, not background by default.
 
 ``Bidirectional`` wraps a streaming ``Tracker``: it buffers propagated frames (probabilities
 as uint8, confidence as float16) until the next keyframe arrives, then runs the backward pass
@@ -114,13 +116,25 @@ def _carry_one_sided(
     d_forward: int,
     d_backward: int,
 ) -> None:
-    """Apply the one-sided rule in place: each such class from the nearer side that has it, or 0."""
+    """Apply the one-sided rule in place: each such class from the nearer side that has it, or 0;
+    the other classes are rescaled to fill the rest of each pixel (background where none is left).
+    """
+    carried = []
     for c in np.flatnonzero(one_sided):
         from_forward = bool(forward_side[c])
-        nearer = d_forward < d_backward if from_forward else d_backward < d_forward
-        fused[c] = (fwd if from_forward else bwd)[c] if nearer else 0.0
-    np.subtract(np.float32(1.0), fused[1:].sum(0), out=fused[0])
-    np.maximum(fused[0], np.float32(0.0), out=fused[0])
+        if d_forward < d_backward if from_forward else d_backward < d_forward:
+            carried.append((c, (fwd if from_forward else bwd)[c]))
+        fused[c] = 0.0
+    others = fused.sum(0)
+    rest = np.ones(others.shape, np.float32)  # what the carried classes leave of each pixel
+    for _, p in carried:
+        rest -= p
+    np.maximum(rest, np.float32(0.0), out=rest)
+    empty = others < np.float32(1e-6)
+    fused *= rest / np.maximum(others, np.float32(1e-6))
+    fused[0][empty] += rest[empty]
+    for c, p in carried:
+        fused[c] = p
     fused /= np.maximum(fused.sum(0), np.float32(1e-6))
 
 

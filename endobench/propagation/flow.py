@@ -78,10 +78,14 @@ class DISFlow(FlowEstimator):
 
     ``iterations``: gradient-descent iterations of the inverse search per patch and scale; None
     keeps the preset's (12 / 16 / 25 for ultrafast / fast / medium). Propagation builds DIS with
-    ``PROPAGATION_DIS_ITERATIONS`` (the ``dis`` entry of ``FLOW_ESTIMATORS``).
+    ``PROPAGATION_DIS_ITERATIONS`` (the ``dis`` entry of ``FLOW_ESTIMATORS``). ``finest_scale``:
+    the pyramid level the flow field is computed at (0 = full resolution, 1 = half, 2 = quarter);
+    None keeps the preset's (2 / 2 / 1): one level finer costs about 3x the flow time.
     """
 
-    def __init__(self, preset: str = "fast", iterations: int | None = None) -> None:
+    def __init__(
+        self, preset: str = "fast", iterations: int | None = None, finest_scale: int | None = None
+    ) -> None:
         if preset not in _DIS_PRESETS:
             raise FlowError(f"DIS preset {preset!r}: expected one of {sorted(_DIS_PRESETS)}")
         self.name = f"dis:{preset}"
@@ -91,9 +95,21 @@ class DISFlow(FlowEstimator):
                 raise FlowError(f"DIS iterations {iterations!r}: expected an integer >= 1")
             self._dis.setGradientDescentIterations(iterations)
         self.iterations = int(self._dis.getGradientDescentIterations())
+        if finest_scale is not None:
+            if (
+                isinstance(finest_scale, bool)
+                or not isinstance(finest_scale, int)
+                or finest_scale < 0
+            ):
+                raise FlowError(
+                    f"DIS finest_scale {finest_scale!r}: expected an integer >= 0 (0 = full resolution)"
+                )
+            self._dis.setFinestScale(finest_scale)
+            self.name += f":finest_scale={finest_scale}"
+        self.finest_scale = int(self._dis.getFinestScale())
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "iterations": self.iterations}
+        return {**super().info(), "iterations": self.iterations, "finest_scale": self.finest_scale}
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         prev, nxt = to_gray(prev), to_gray(nxt)
@@ -250,6 +266,9 @@ class DISOptions(BaseModel):
     # Propagation runs the inverse search to convergence: the one-step warp IoU rises up to 32
     # iterations and is flat beyond (bench/bench_tracking.py); the presets stop at 12 / 16 / 25.
     iterations: int = Field(default=PROPAGATION_DIS_ITERATIONS, ge=1)
+    # None: the preset's level (ultrafast 2 = quarter resolution); 1 buys J&F on every shared
+    # sample at about 3x the flow time (bench/bench_tracking.py "what_each_change_bought").
+    finest_scale: int | None = Field(default=None, ge=0)
 
 
 @FLOW_ESTIMATORS.register("dis", options=DISOptions, usage="dis | dis:ultrafast|fast|medium")
@@ -261,7 +280,7 @@ def dis(
 ) -> DISFlow:
     """OpenCV Dense Inverse Search (the fast CPU default), run to convergence."""
     _no_weights(f"dis:{options.preset}", weights)
-    return DISFlow(options.preset, iterations=options.iterations)
+    return DISFlow(options.preset, iterations=options.iterations, finest_scale=options.finest_scale)
 
 
 @FLOW_ESTIMATORS.register("farneback")
