@@ -115,7 +115,6 @@ class FlowPropagator:
         self.fb_alpha2 = fb_alpha2
         self._table = photometric_table(photometric_sigma)
         self.timings = {"flow": 0.0, "warp": 0.0, "confidence": 0.0}
-        self._prev: np.ndarray | None = None  # previous frame as the estimator wants it
         self._prev_gray: np.ndarray | None = None
         self._prev_frame: np.ndarray | None = None  # previous frame as given (Motion check)
         # Keyframe object probabilities, H x W x n (n <= 4) float32 groups (see ``reset``).
@@ -150,7 +149,6 @@ class FlowPropagator:
         track[..., 3] = inside
         self._track = track
         self._prev_gray = to_gray(frame)
-        self._prev = self._prev_gray if self.estimator.grayscale else frame
         self._prev_frame = frame
 
     def prepare(self, prev: np.ndarray, frame: np.ndarray) -> Motion:
@@ -162,14 +160,11 @@ class FlowPropagator:
         propagator (its estimator is not thread-safe).
         """
         prev, frame = np.asarray(prev), np.asarray(frame)
-        prev_gray = to_gray(prev)
-        return self._motion(prev, prev_gray if self.estimator.grayscale else prev, prev_gray, frame)
+        return self._motion(prev, to_gray(prev), frame)
 
-    def _motion(
-        self, prev: np.ndarray, prev_input: np.ndarray, prev_gray: np.ndarray, frame: np.ndarray
-    ) -> Motion:
+    def _motion(self, prev: np.ndarray, prev_gray: np.ndarray, frame: np.ndarray) -> Motion:
         gray = to_gray(frame)
-        cur = gray if self.estimator.grayscale else frame
+        cur, prev_input = (gray, prev_gray) if self.estimator.grayscale else (frame, prev)
         if cur.shape[:2] != prev_input.shape[:2]:
             raise ValueError(
                 f"{self.name}: frame size {cur.shape[:2]} differs from the previous frame's "
@@ -203,13 +198,12 @@ class FlowPropagator:
 
         ``motion``: ``prepare(previous frame, frame)`` computed ahead (None: computed here).
         """
-        if self._track is None or self._key is None or self._prev is None:
+        if self._track is None or self._key is None or self._prev_frame is None:
             raise RuntimeError(f"{self.name}: step() called before reset()")
-        assert self._prev_gray is not None and self._prev_frame is not None
-        assert self._buffers is not None
+        assert self._prev_gray is not None and self._buffers is not None
         frame = np.asarray(frame)
         if motion is None:
-            motion = self._motion(self._prev_frame, self._prev, self._prev_gray, frame)
+            motion = self._motion(self._prev_frame, self._prev_gray, frame)
         elif motion.frame is not frame or motion.prev is not self._prev_frame:
             raise ValueError(
                 f"{self.name}: motion was prepared for another frame pair (expected "
@@ -267,7 +261,6 @@ class FlowPropagator:
             cv2.merge((x, y, stripe_conf, okf), tracked)
         self._track = track
         t4 = time.perf_counter()
-        self._prev = gray if self.estimator.grayscale else frame
         self._prev_gray, self._prev_frame = gray, frame
         flow_s, warp_s, conf_s = motion.seconds
         self.timings["flow"] += flow_s
