@@ -242,14 +242,25 @@ def presence_split(clips: list[Clip], policy: str = "every:10") -> dict[str, Any
     return {**means(groups), "by object": means(by_object)}
 
 
+# Inputs of the command-speed comparison: one object is the easy case (1-bit PNGs, a small box
+# of pixels that can reach the object); six objects are the hard one (two groups of channels to
+# sample, 8-bit PNGs, most of the frame within reach of an object).
+SPEED_INPUTS = {"easy": 1, "hard": 6}
+
+
 def command_speed(frames: int) -> dict[str, Any]:
-    """`endobench track` (forward, bidirectional) vs decode + DIS ultrafast alone, same run."""
+    """`endobench track` (forward, bidirectional) vs decode + DIS ultrafast alone, same run, on
+    an easy and a hard synthetic clip (``SPEED_INPUTS``)."""
+    return {name: _command_speed(frames, objects) for name, objects in SPEED_INPUTS.items()}
+
+
+def _command_speed(frames: int, objects: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench_tracking_"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cli = [sys.executable, "-m", "endobench.cli"]
     subprocess.run(
         [*cli, "synth", "--out", str(root / "data"), "--frames", str(frames), "--height", "480",
-         "--width", "854", "--objects", "1", "--seed", "0", "--name", "clip"],
+         "--width", "854", "--objects", str(objects), "--seed", "0", "--name", "clip"],
         check=True, env=env, capture_output=True,
     )  # fmt: skip
     registry = root / "datasets.yaml"
@@ -286,7 +297,7 @@ def command_speed(frames: int) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     b, f, bd = max(base), max(fwd), max(bidi)
     return {
-        "clip": f"synthetic, {frames} frames, 480x854, 1 object, keyframes every:10",
+        "clip": f"synthetic, {frames} frames, 480x854, {objects} object(s), keyframes every:10",
         "decode_plus_dis_ultrafast_fps": round(b, 1),
         "track_command_fps": round(f, 1),
         "track_command_bidirectional_fps": round(bd, 1),

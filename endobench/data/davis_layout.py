@@ -14,7 +14,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from endobench.data.clip import Clip
 from endobench.data.label_png import write_palette_png
@@ -62,6 +61,8 @@ def write_davis_clip(
     mask_dir = root / "Annotations" / resolution / clip.name
     image_dir.mkdir(parents=True, exist_ok=True)
     mask_dir.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm  # here: only writing a clip needs it, not reading one
+
     masks = 0
     frames = tqdm(range(len(clip)), desc=f"writing {clip.name}", unit="frame", disable=not progress)
     for i in frames:

@@ -117,10 +117,13 @@ class FlowPropagator:
         self.timings = {"flow": 0.0, "warp": 0.0, "confidence": 0.0}
         self._prev_gray: np.ndarray | None = None
         self._prev_frame: np.ndarray | None = None  # previous frame as given (Motion check)
+        self._prepared: tuple[np.ndarray, np.ndarray] | None = None  # (frame, gray) last prepared
         # Keyframe object probabilities, H x W x n (n <= 4) float32 groups (see ``reset``).
         self._key: list[np.ndarray] | None = None
         self._buffers: _StepBuffers | None = None
         self._classes = 0
+        # Positions whose samples can touch a keyframe object (``_reach_bounds``).
+        self._reach: _Reach = None
         # H x W x 4 per current pixel: keyframe position x, y; accumulated confidence; validity.
         self._track: np.ndarray | None = None
 
@@ -141,6 +144,7 @@ class FlowPropagator:
             np.ascontiguousarray(np.moveaxis(probs[k : k + 4] * inside, 0, -1))
             for k in range(1, self._classes, 4)
         ]
+        self._reach = _reach_bounds(self._key, shape)
         if self._buffers is None or self._buffers.shape != shape:
             self._buffers = _StepBuffers(shape)
         track = self._buffers.track[0]
@@ -160,7 +164,12 @@ class FlowPropagator:
         propagator (its estimator is not thread-safe).
         """
         prev, frame = np.asarray(prev), np.asarray(frame)
-        return self._motion(prev, to_gray(prev), frame)
+        # In stream order ``prev`` is the frame prepared last time: its gray is reused.
+        last = self._prepared
+        prev_gray = last[1] if last is not None and last[0] is prev else to_gray(prev)
+        motion = self._motion(prev, prev_gray, frame)
+        self._prepared = (frame, motion.gray)
+        return motion
 
     def _motion(self, prev: np.ndarray, prev_gray: np.ndarray, frame: np.ndarray) -> Motion:
         gray = to_gray(frame)
@@ -243,22 +252,33 @@ class FlowPropagator:
             y *= scale
             weight = okf if step_conf is None else np.multiply(okf, step_conf, out=scale)
             stripe_conf = np.multiply(conf, weight, out=conf_out[r0:r1])
+            cv2.merge((x, y, stripe_conf, okf), tracked)
+            # Only pixels whose position reaches a keyframe object can sample one; elsewhere
+            # the samples are exactly 0 (zeros interpolated), so background is exactly 1.
+            rect = _reaching(x, y, self._reach, buf.inside[:n], buf.ok[:n])
+            stripe = probs[:, r0:r1]
+            if rect != (0, n, 0, w):
+                stripe[1:] = 0.0
+                stripe[0] = 1.0
+            if rect is None:
+                continue
+            ra, rb, ca, cb = rect
+            xs, ys = x[ra:rb, ca:cb], y[ra:rb, ca:cb]
+            roi = stripe[:, ra:rb, ca:cb]
             # Sample the keyframe once through the chained positions: no diffusion over steps.
             for b, key in enumerate(self._key):
                 if key.shape[2] == 1:
-                    cv2.remap(
-                        key, x, y, cv2.INTER_LINEAR, dst=probs[1 + 4 * b, r0:r1], **_ZERO_BORDER
-                    )
+                    cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=roi[1 + 4 * b], **_ZERO_BORDER)
                     continue
-                sampled = cv2.remap(key, x, y, cv2.INTER_LINEAR, dst=buf.block[:n], **_ZERO_BORDER)
+                block = buf.block[: rb - ra, : cb - ca]
+                sampled = cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER)
                 for j in range(key.shape[2]):
-                    probs[1 + 4 * b + j, r0:r1] = sampled[..., j]
-            objects = probs[1:, r0:r1]
-            objects *= okf
-            background = np.subtract(np.float32(1.0), probs[1, r0:r1], out=probs[0, r0:r1])
-            for channel in probs[2:, r0:r1]:
+                    roi[1 + 4 * b + j] = sampled[..., j]
+            objects = roi[1:]
+            objects *= okf[ra:rb, ca:cb]
+            background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
+            for channel in roi[2:]:
                 background -= channel
-            cv2.merge((x, y, stripe_conf, okf), tracked)
         self._track = track
         t4 = time.perf_counter()
         self._prev_gray, self._prev_frame = gray, frame
@@ -270,6 +290,54 @@ class FlowPropagator:
 
 
 _ZERO_BORDER = {"borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+# A bilinear sample at x reads columns floor(x) and floor(x) + 1 (OpenCV rounds x to 1/32 of a
+# pixel first), so a position more than this far outside an object's box reads only zeros.
+REACH_MARGIN = 2.0
+# Positions are tested against the objects' box only when it covers at most this share of the
+# frame; a larger box would leave little to skip for the cost of the test.
+REACH_MAX_SHARE = 0.5
+
+# Box (x0, x1, y0, y1) of the positions that can reach an object: None for every position (the
+# test is skipped), or "none" when the keyframe has no object.
+_Reach = tuple[float, float, float, float] | Literal["none"] | None
+
+
+def _reach_bounds(key: list[np.ndarray], shape: tuple[int, int]) -> _Reach:
+    """Box of the positions whose samples can touch a keyframe object (see ``_Reach``)."""
+    support = np.zeros(shape, bool)
+    for group in key:
+        support |= np.any(group != 0, axis=2)
+    rows = np.flatnonzero(support.any(axis=1))
+    if rows.size == 0:
+        return "none"
+    cols = np.flatnonzero(support.any(axis=0))
+    x0, x1 = cols[0] - REACH_MARGIN, cols[-1] + REACH_MARGIN
+    y0, y1 = rows[0] - REACH_MARGIN, rows[-1] + REACH_MARGIN
+    if (x1 - x0) * (y1 - y0) > REACH_MAX_SHARE * shape[0] * shape[1]:
+        return None
+    return float(x0), float(x1), float(y0), float(y1)
+
+
+def _reaching(
+    x: np.ndarray, y: np.ndarray, reach: _Reach, inside: np.ndarray, scratch: np.ndarray
+) -> tuple[int, int, int, int] | None:
+    """Rows ``ra:rb`` and columns ``ca:cb`` of a stripe holding every position (planes ``x``,
+    ``y``) that can reach an object; None if none can. ``inside``/``scratch``: bool buffers."""
+    n, w = x.shape
+    if reach is None:
+        return 0, n, 0, w
+    if reach == "none":
+        return None
+    x0, x1, y0, y1 = reach
+    low, high = cv2.minMaxLoc(y)[:2]
+    if high < y0 or low > y1:  # the common case for a small object: one pass, no mask
+        return None
+    np.greater_equal(x, x0, out=inside)
+    inside &= np.less_equal(x, x1, out=scratch)
+    inside &= np.greater_equal(y, y0, out=scratch)
+    inside &= np.less_equal(y, y1, out=scratch)
+    ca, ra, cw, rh = cv2.boundingRect(inside.view(np.uint8))
+    return None if cw == 0 else (ra, ra + rh, ca, ca + cw)
 
 
 class _StepBuffers:
@@ -286,6 +354,7 @@ class _StepBuffers:
         self.okf = np.empty((rows, width), np.float32)
         self.scale = np.empty((rows, width), np.float32)
         self.block = np.empty((rows, width, 4), np.float32)
+        self.inside = np.empty((rows, width), bool)
 
 
 class CopyLastPropagator:

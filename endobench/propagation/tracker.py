@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from endobench.data.clip import VOID_ID, Clip
 from endobench.propagation.base import Propagator, Segmenter, one_hot
@@ -50,6 +50,7 @@ from endobench.propagation.keyframes import (
     thumbnail,
 )
 from endobench.propagation.lookahead import Lookahead
+from endobench.propagation.threads import opencv_threads_beside
 
 KeyframeSource = Literal["gt", "model"]
 MaskSink = Callable[[int, np.ndarray], None]
@@ -331,37 +332,49 @@ def track(
             masks.append(result.labels)
 
     ahead = Lookahead(clip.frame, n, read_ahead, prepare) if read_ahead > 0 else None
+    # Pipelined: the caller steps, threads read and flow ahead (and 2 more work backward).
+    threads = (
+        opencv_threads_beside(2 + (ahead.flow is not None) + len(back_pools))
+        if ahead is not None
+        else nullcontext()
+    )
     frames = iter(ahead) if ahead is not None else ((clip.frame(t), None) for t in range(n))
 
     def read_mask(t: int) -> np.ndarray | None:
         return clip.mask(t) if ahead is None else ahead.io.submit(clip.mask, t).result()
 
     try:
-        # No bar object at all without progress: tqdm's lock alone imports multiprocessing.
-        steps = tqdm(range(n), desc=f"track {clip.name}", unit="frame") if progress else range(n)
-        for t in steps:
-            t0 = time.perf_counter()
-            frame, motion = next(frames)
-            own["read"] += time.perf_counter() - t0
+        with threads:
+            # No bar object (nor tqdm import) without progress: it imports asyncio and its
+            # lock imports multiprocessing, a tenth of a second of start-up.
+            steps: Iterable[int] = range(n)
+            if progress:
+                from tqdm.auto import tqdm
 
-            if t == 0 and keyframe_source == "gt":
-                truth: GroundTruth = read_mask(0)
-                if truth is None:
-                    raise ValueError(
-                        f"clip {clip.name!r}: frame 0 ({clip.frame_names[0]}) has no ground-truth "
-                        "mask; keyframe_source='gt' needs the first frame annotated (or use "
-                        "keyframe_source='model')"
-                    )
-            else:
-                truth = partial(read_mask, t)
-            if bidi is None:
-                emit(tracker.step(frame, truth, motion))
-            else:
-                for result in bidi.step(frame, truth, motion):
+                steps = tqdm(steps, desc=f"track {clip.name}", unit="frame")
+            for t in steps:
+                t0 = time.perf_counter()
+                frame, motion = next(frames)
+                own["read"] += time.perf_counter() - t0
+
+                if t == 0 and keyframe_source == "gt":
+                    truth: GroundTruth = read_mask(0)
+                    if truth is None:
+                        raise ValueError(
+                            f"clip {clip.name!r}: frame 0 ({clip.frame_names[0]}) has no ground-truth "
+                            "mask; keyframe_source='gt' needs the first frame annotated (or use "
+                            "keyframe_source='model')"
+                        )
+                else:
+                    truth = partial(read_mask, t)
+                if bidi is None:
+                    emit(tracker.step(frame, truth, motion))
+                else:
+                    for result in bidi.step(frame, truth, motion):
+                        emit(result)
+            if bidi is not None:
+                for result in bidi.flush():
                     emit(result)
-        if bidi is not None:
-            for result in bidi.flush():
-                emit(result)
     finally:
         for pool in back_pools:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from tqdm.auto import tqdm
 
 from endobench.data.clip import VOID_ID, Clip
 from endobench.data.dataset import DatasetKind, OnError
@@ -226,6 +225,8 @@ def _drop_bad_frames(
     progress: bool | None,
 ) -> list[ClipSpec]:
     """Read every frame and mask once; return the specs without the frames that failed."""
+    from tqdm.auto import tqdm  # here: it imports asyncio, start-up that only a check needs
+
     total = sum(len(s.frames) for s in specs)
     kept: list[ClipSpec] = []
     with tqdm(total=total, desc="reading frames", unit="frame", disable=_disabled(progress)) as bar:

@@ -1,0 +1,95 @@
+"""FlowPropagator samples the keyframe only where a position can reach an object: the values are
+bit-identical to sampling every pixel (the reach test switched off), on rough flows, several
+stripes, both channel-group sizes, objects at the border, a field of view and empty keyframes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from endobench.propagation import FlowEstimator, FlowPropagator, one_hot
+from endobench.propagation import flow_propagation as fp
+
+H, W = 150, 90  # three stripes of 64 rows (the last one short)
+
+
+class RoughFlow(FlowEstimator):
+    """Seeded flows: a drift of a few pixels plus per-pixel noise, different at every call."""
+
+    name = "rough"
+
+    def __init__(self, seed: int, drift: float) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.drift = drift
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        flow = self.rng.normal(0.0, 0.8, (H, W, 2)).astype(np.float32)
+        flow[..., 0] += self.drift * self.rng.uniform(-1, 1)
+        flow[..., 1] += self.drift * self.rng.uniform(-1, 1)
+        return flow
+
+
+def frames(seed: int, n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def blobs(classes: int, rows: slice, cols: slice) -> np.ndarray:
+    """Labels 1..classes-1 in vertical bands inside ``rows`` x ``cols``."""
+    lab = np.zeros((H, W), np.uint8)
+    width = cols.stop - cols.start
+    for k in range(1, classes):
+        a = cols.start + (k - 1) * width // (classes - 1)
+        b = cols.start + k * width // (classes - 1)
+        lab[rows, a:b] = k
+    return lab
+
+
+def run(labels: np.ndarray, classes: int, seed: int, fov: np.ndarray | None, drift: float):
+    prop = FlowPropagator(RoughFlow(seed, drift), fov=fov, confidence="photometric")
+    clip = frames(seed, 7)
+    probs = one_hot(labels, classes)
+    probs[1:, labels > 0] *= 0.75  # soft keyframe: every channel carries its own values
+    probs[0] = 1.0 - probs[1:].sum(0)
+    prop.reset(clip[0], probs)
+    reach = prop._reach
+    steps = [prop.step(f) for f in clip[1:]]
+    return reach, [(s.probs.copy(), s.confidence.copy()) for s in steps]
+
+
+@pytest.mark.parametrize("classes", [2, 6, 9])  # one group of 1, groups of 4 + 1, 4 + 4
+@pytest.mark.parametrize(
+    ("rows", "cols", "drift"),
+    [
+        (slice(70, 84), slice(30, 50), 3.0),  # small, in the middle stripe
+        (slice(0, 12), slice(0, 16), 6.0),  # at the top-left corner, moving out
+        (slice(140, 150), slice(70, 90), 2.0),  # in the short last stripe, at the border
+    ],
+)
+def test_reach_test_changes_no_value(monkeypatch, classes, rows, cols, drift):
+    labels = blobs(classes, rows, cols)
+    fov = np.ones((H, W), bool)
+    fov[:, :3] = False
+    for use_fov in (None, fov):
+        reach, fast = run(labels, classes, 7, use_fov, drift)
+        assert isinstance(reach, tuple)  # the reach test runs
+        with monkeypatch.context() as m:
+            m.setattr(fp, "REACH_MAX_SHARE", 0.0)  # every pixel sampled
+            off, full = run(labels, classes, 7, use_fov, drift)
+        assert off is None
+        for (p, c), (q, d) in zip(fast, full, strict=True):
+            np.testing.assert_array_equal(p, q)
+            np.testing.assert_array_equal(c, d)
+        assert fast[-1][0][1:].max() > 0  # an object is still there to be sampled
+
+
+def test_no_object_gives_exact_background_and_large_objects_skip_the_test():
+    empty = np.zeros((H, W), np.uint8)
+    reach, steps = run(empty, 3, 1, None, 2.0)
+    assert reach == "none"
+    for probs, confidence in steps:
+        assert np.all(probs[0] == 1.0) and not probs[1:].any()
+        assert confidence.max() > 0
+    large = blobs(2, slice(0, H), slice(0, W))
+    reach, _ = run(large, 2, 1, None, 2.0)
+    assert reach is None
