@@ -11,6 +11,23 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _thread_pools_per_worker() -> None:
+    """Under xdist, each worker's libraries (and the kernels and commands it starts) get
+    ``cores // workers`` threads, as ``endobench ablate`` gives its workers: two workers on two
+    cores running two-thread pools each spent CPU on spinning OpenMP threads. Set before any test
+    module imports torch, numba or OpenCV; a variable set by the caller wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 0:
+        from endobench.ablate.executors import THREAD_VARIABLES
+
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in THREAD_VARIABLES:
+            os.environ.setdefault(name, threads)
+
+
+_thread_pools_per_worker()
+
+
 def samples_root() -> Path:
     """Root of the real data samples: $ENDOBENCH_SAMPLES, default ../shared/data from the repo."""
     return Path(os.environ.get("ENDOBENCH_SAMPLES", REPO_ROOT.parent / "shared" / "data")).resolve()

@@ -17,6 +17,7 @@ import nbformat
 import papermill
 import pytest
 
+from endobench.ablate import warm_kernels
 from endobench.ablate.warm_kernels import (
     KERNEL,
     ForkedKernel,
@@ -155,3 +156,25 @@ def test_forked_kernel_reports_its_exit_code_and_takes_signals(tmp_path: Path) -
         kernel.kill()  # a finished kernel takes no more signals, and says nothing
     finally:
         close_zygotes()
+
+
+def test_a_zygote_that_does_not_answer_in_time_gives_cold_kernels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a machine too loaded to import in time the sweep goes on with ordinary kernels."""
+    notebook = _write(tmp_path / "probe.ipynb", PROBE)
+    monkeypatch.setattr(warm_kernels, "ZYGOTE_START_TIMEOUT", 0.0)
+    env = {**os.environ, "ENDOBENCH_PROBE": "late"}
+    monkeypatch.setattr(warm_kernels, "_failed", set())
+    try:
+        with caplog.at_level("WARNING", logger="endobench.ablate.warm_kernels"):
+            assert zygote_for(sys.executable, env, ("numpy", KERNEL)) is None
+            assert zygote_for(sys.executable, env, ("numpy", KERNEL)) is None  # not retried
+        manager = warm_kernel_manager(("numpy", KERNEL))
+        cold = _probe(notebook, tmp_path / "out.ipynb", tmp_path, kernel_manager_class=manager)
+    finally:
+        close_zygotes()
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        f"kernel zygote {sys.executable} {warm_kernels._SCRIPT} did not start"
+    ]
+    assert cold["preloaded"] is False and cold["ppid"] == os.getpid()  # started the usual way

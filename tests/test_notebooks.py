@@ -3,7 +3,8 @@ execution with small parameters through papermill.
 
 Notebook 04 runs ``configs/smoke.yaml`` through the real runner, so notebooks 02 and 03 execute
 inside that sweep (train once, track with policies ``first`` and ``all``).
-(``pytest`` also runs them with their defaults through nbval: see pyproject.toml.)
+(``pytest`` also runs 01-03 with their defaults through nbval: see pyproject.toml; 04's defaults
+are the smoke sweep below, with its results in a temp folder.)
 """
 
 from __future__ import annotations
@@ -121,22 +122,35 @@ def test_explore_data_notebook(tmp_path: Path) -> None:
     assert (run_dir / "contact_sheet.png").is_file() and (run_dir / "strip.png").is_file()
 
 
-def test_track_notebook_with_ground_truth_keyframes(tmp_path: Path) -> None:
+def test_track_notebook_with_ground_truth_keyframes_and_references(tmp_path: Path) -> None:
+    """Every frame a ground-truth keyframe (policy ``all``): the run and each reference (copy,
+    forward, bidirectional) reproduce the ground truth exactly (J&F 1) at 100 keyframes per 100
+    frames; ``reference_cache`` unset: nothing is shared."""
     run_dir = _execute(
         "03_propagate_track.ipynb",
         tmp_path / "03",
-        eval_overrides={"num_clips": 1, "num_frames": 6, "height": 48, "width": 64},
-        policy="every:3",
+        eval_overrides={"num_clips": 1, "num_frames": 4, "height": 48, "width": 64},
+        max_clips=1,
+        policy="all",
         propagation="copy",
-        strip_frames=3,
+        reference=True,
+        strip_frames=2,
     )
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["keyframes_per_100"] == pytest.approx(100 * 2 / 6)  # frames 0 and 3
-    assert summary["frames"] == 6 and summary["clips"] == 1
-    assert 0.0 <= summary["J&F-Mean"] <= 1.0 and "weights" not in summary
+    assert summary["keyframes_per_100"] == 100.0 and summary["J&F-Mean"] == 1.0
+    assert summary["frames"] == 4 and summary["clips"] == 1 and "weights" not in summary
+    assert {m: r["label"] for m, r in summary["reference"].items()} == {
+        "copy": "gt keyframes + copy",
+        "forward": "gt keyframes + forward DIS",
+        "bidirectional": "gt keyframes + bidirectional DIS",
+    }
+    for r in summary["reference"].values():
+        assert r["J&F-Mean"] == 1.0 and r["keyframes_per_100"] == 100.0
+        assert r["seconds_per_frame"] > 0
     rows = pd.read_csv(run_dir / "metrics.csv")
     assert {"frame", "object", "J", "F", "dice"} <= set(rows.columns)
     assert (run_dir / "qualitative.png").is_file()
+    assert not (tmp_path / "references").exists()
 
 
 @pytest.fixture(scope="module")

@@ -345,36 +345,3 @@ def test_no_story_without_references(grid_dir: Path) -> None:
     report = (grid_dir / "report.md").read_text()
     assert "Propagation story" not in report
     assert not (grid_dir / "figures" / "propagation_story.png").exists()
-
-
-@pytest.mark.slow  # one notebook kernel (~10 s idle, more on a loaded machine)
-def test_track_notebook_writes_the_reference_the_story_reads(tmp_path: Path) -> None:
-    """Notebook 03 with ``reference=True``: every frame a ground-truth keyframe (policy ``all``),
-    so each method reproduces the ground truth exactly (J&F 1) at 100 keyframes per 100 frames."""
-    import papermill
-
-    repo = Path(__file__).resolve().parents[1]
-    papermill.execute_notebook(
-        str(repo / "notebooks" / "03_propagate_track.ipynb"),
-        str(tmp_path / "03.ipynb"),
-        parameters={
-            "run_dir": str(tmp_path),
-            "eval_overrides": {"num_clips": 1, "num_frames": 4, "height": 48, "width": 64},
-            "max_clips": 1,
-            "policy": "all",
-            "reference": True,
-            "strip_frames": 2,
-        },
-        cwd=str(repo / "notebooks"),
-        progress_bar=False,
-        kernel_name="python3",
-    )
-    reference = json.loads((tmp_path / "summary.json").read_text())["reference"]
-    assert {m: r["label"] for m, r in reference.items()} == {
-        "copy": "gt keyframes + copy",
-        "forward": "gt keyframes + forward DIS",
-        "bidirectional": "gt keyframes + bidirectional DIS",
-    }
-    for r in reference.values():
-        assert r["J&F-Mean"] == 1.0 and r["keyframes_per_100"] == 100.0
-        assert r["seconds_per_frame"] > 0

@@ -55,7 +55,6 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
-    torch.set_num_threads(2)
     config = reference_config(tmp_path_factory.mktemp("reference"), cache_dir)
     return config, fit(config, progress=False)
 

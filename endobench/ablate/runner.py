@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import yaml
 from tqdm.auto import tqdm
@@ -38,6 +39,8 @@ from endobench.io_utils import atomic_write_json, atomic_write_text
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SKIPPED = "skipped"
+#: Folder of a sweep (beside runs/) where tracking runs share their reference scores.
+REFERENCES_DIR = "references"
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
             papermill.execute_notebook(
                 str(task.notebook),
                 str(out / task.notebook.name),
-                parameters={**task.params, "run_dir": str(out)},
+                parameters=kernel_parameters(task),
                 kernel_name=options.kernel,
                 progress_bar=False,
                 cwd=options.cwd,
@@ -227,6 +230,17 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
         if interrupted is not None:
             raise KeyboardInterrupt(f"{task.key} interrupted") from None
     return StageOutcome(task.key, status, seconds, message)
+
+
+def kernel_parameters(task: StageTask) -> dict[str, Any]:
+    """What the notebook receives: the task's parameters and ``run_dir``; a tracking stage with
+    ``reference: true`` also gets ``reference_cache``, the sweep's folder where runs share their
+    ground-truth-keyframe references (``endobench.ablate.references``). Neither is part of the
+    task's identity, so moving ``results/`` changes no identity."""
+    params = {**task.params, "run_dir": str(task.out_dir)}
+    if task.params.get("reference") is True and "reference_cache" not in params:
+        params["reference_cache"] = str(task.out_dir.parent.parent / REFERENCES_DIR)
+    return params
 
 
 def _kernel_manager(options: StageOptions) -> dict[str, type]:

@@ -48,6 +48,7 @@ class TrackParams(BaseModel):
     flow_confidence: Literal["photometric", "forward_backward", "none"] = "photometric"
     propagation_weights: str | None = None
     reference: bool = False
+    reference_cache: str | None = None  # set by the sweep (endobench.ablate.runner)
     progress: bool | None = None
     device: str = "auto"
     strip_frames: int = Field(6, ge=1)

@@ -8,7 +8,10 @@ as ``kernel_manager_class``) launches each kernel by asking a *zygote*
 environment, with those modules already imported. The kernel is still a new process per notebook
 (own memory, cwd, environment, session), started in milliseconds instead of seconds.
 
-Kernels whose command is not ``PYTHON -m ipykernel_launcher ...`` start the usual way. A zygote
+Kernels whose command is not ``PYTHON -m ipykernel_launcher ...`` start the usual way, and so
+does every kernel of an environment whose zygote did not answer within
+:data:`ZYGOTE_START_TIMEOUT` (a machine so loaded that its imports take minutes): one warning
+line, and the sweep goes on with cold kernels instead of failing every notebook. A zygote
 serves one environment (variables that modules read at import, such as ``OMP_NUM_THREADS``,
 must not change under it): another environment gets another zygote. Only variables that no
 preloaded module reads are left out of that comparison (``JPY_*``, set per kernel by
@@ -22,6 +25,7 @@ import ast
 import atexit
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -45,14 +49,24 @@ _PER_KERNEL = ("JPY_", "ENDOBENCH_")  # environment variables no preloaded modul
 _SCRIPT = Path(__file__).with_name("kernel_zygote.py")
 _lock = threading.Lock()
 _zygotes: dict[str, Zygote] = {}
+_failed: set[str] = set()  # environments whose zygote did not start: their kernels start cold
+logger = logging.getLogger(__name__)
+
+#: Seconds a new zygote may take to import its modules and answer.
+ZYGOTE_START_TIMEOUT = 120.0
 
 
 class Zygote:
     """One zygote process: ``spawn`` forks a kernel, ``returncode`` asks how a kernel ended."""
 
     def __init__(
-        self, python: str, env: dict[str, str], preload: tuple[str, ...], timeout: float = 120.0
+        self,
+        python: str,
+        env: dict[str, str],
+        preload: tuple[str, ...],
+        timeout: float | None = None,
     ) -> None:
+        timeout = ZYGOTE_START_TIMEOUT if timeout is None else timeout
         self._dir = tempfile.mkdtemp(prefix="endobench-zygote-")
         self.socket_path = os.path.join(self._dir, "zygote.sock")
         # stdout / stderr inherited, as a kernel started by jupyter_client inherits them
@@ -185,14 +199,25 @@ def _eager_imports_of(modules: list[str]) -> list[str]:
     return found
 
 
-def zygote_for(python: str, env: dict[str, str], preload: tuple[str, ...] = (KERNEL,)) -> Zygote:
-    """The running zygote for this interpreter and environment (started on first use)."""
+def zygote_for(
+    python: str, env: dict[str, str], preload: tuple[str, ...] = (KERNEL,)
+) -> Zygote | None:
+    """The running zygote for this interpreter and environment (started on first use); None
+    when it did not start (then or before): the kernel should start the usual way."""
     stable = {k: v for k, v in env.items() if not k.startswith(_PER_KERNEL)}
     key = hashlib.sha256(json.dumps([python, stable, preload], sort_keys=True).encode()).hexdigest()
     with _lock:
+        if key in _failed:
+            return None
         zygote = _zygotes.get(key)
         if zygote is None or not zygote.alive():
-            zygote = _zygotes[key] = Zygote(python, stable, preload)
+            try:
+                zygote = _zygotes[key] = Zygote(python, stable, preload)
+            except RuntimeError as err:
+                _failed.add(key)
+                _zygotes.pop(key, None)
+                logger.warning("%s; its kernels start as new interpreters", err)
+                return None
         return zygote
 
 
@@ -247,6 +272,8 @@ class ForkProvisioner(LocalProvisioner):
         env = dict(kwargs.get("env") or os.environ)
         cwd = str(kwargs.get("cwd") or Path.cwd())
         zygote = zygote_for(cmd[0], env, getattr(self.parent, "preload", (KERNEL,)))
+        if zygote is None:
+            return await super().launch_kernel(cmd, **kwargs)
         pid = zygote.spawn(cmd[2:], env, cwd)
         self.process = ForkedKernel(pid, zygote)  # type: ignore[assignment]  # Popen's surface
         self.pid = self.pgid = pid  # the kernel leads its own session
