@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 
 from endobench.metrics._arrays import as_mask, mask_pair
-from endobench.metrics._boundary_kernels import box_counts
-from endobench.metrics.region import union_box
+from endobench.metrics._boundary_kernels import pair_counts
 
 #: DAVIS default tolerance as a fraction of the image diagonal.
 DEFAULT_BOUND_TH = 0.008
@@ -86,17 +85,12 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
 
     Returns ``(intersection, union, n_pred_boundary, pred_matched, n_gt_boundary, gt_matched)``.
     """
-    g8 = np.ascontiguousarray(g).view(np.uint8)
-    p8 = np.ascontiguousarray(p).view(np.uint8)
-    # union_box (region.py) is called from here, not from a kernel: numba's disk cache would
-    # not notice when region.py changes under a caller compiled elsewhere.
-    y0, y1, x0, x1 = union_box(g8, p8)
-    if y1 == 0:
-        return 0, 0, 0, 0, 0, 0
-    inter, union, n_pred, pred_matched, n_gt, gt_matched = box_counts(
-        g8, p8, y0, y1, x0, x1, _disk_half_widths(radius)
+    counts = pair_counts(
+        np.ascontiguousarray(g).view(np.uint8),
+        np.ascontiguousarray(p).view(np.uint8),
+        _disk_half_widths(radius),
     )
-    return int(inter), int(union), int(n_pred), int(pred_matched), int(n_gt), int(gt_matched)
+    return tuple(int(c) for c in counts)  # type: ignore[return-value]
 
 
 def _prf(n_pred: int, pred_matched: int, n_gt: int, gt_matched: int) -> tuple[float, float, float]:
