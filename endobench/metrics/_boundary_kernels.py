@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
+from llvmlite import ir  # type: ignore[import-untyped]  # numba's IR builder
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
