@@ -12,8 +12,9 @@ pixels per word inside the box. A boundary bitset covers the box's rows ``ya..y1
 rows above and below so that the matching can look ``pad`` rows up and down without bounds
 checks.
 
-Entry points take the two masks as C-contiguous ``H x W`` uint8 arrays, any nonzero = inside
-(bool masks are passed as a uint8 view): one compiled version each, explicit signatures.
+Entry points take the two masks as C-contiguous ``H x W`` uint8 arrays, any nonzero = inside.
+Callers pass read-only uint8 views (:func:`kernel_view`), so each kernel is compiled once, on
+first use (explicit signatures would compile every kernel when the module is imported).
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _U = np.uint64
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
-# Read-only types: writable arrays convert to them, so one compiled version serves both.
-_MASK_2D = types.Array(types.uint8, 2, "C", readonly=True)
-_WIDTHS = types.Array(types.int64, 1, "C", readonly=True)
+
+
+def kernel_view(mask: np.ndarray) -> np.ndarray:
+    """A read-only uint8 view of a C-contiguous bool or uint8 mask: the one argument type the
+    kernels are compiled for (a writable and a read-only array would be two versions)."""
+    view = mask.view(np.uint8)
+    view.flags.writeable = False
+    return view
 
 
 @intrinsic
@@ -268,15 +274,7 @@ def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
     return count
 
 
-_COUNTS = types.UniTuple(types.int64, 6)
-
-
-@numba.njit(
-    [_COUNTS(_MASK_2D, _MASK_2D, _WIDTHS)],
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-)
+@_njit
 def pair_counts(g, p, half_widths):
     """``(inter, union, n_pred, pred_matched, n_gt, gt_matched)`` of two ``H x W`` masks;
     ``half_widths``: the disk's rows (``half_widths[dy]``: half-width of row ``dy``)."""
@@ -302,12 +300,7 @@ def pair_counts(g, p, half_widths):
     return inter, union, n_pred, pred_matched, n_gt, gt_matched
 
 
-@numba.njit(
-    [types.UniTuple(types.int64, 2)(_MASK_2D, _MASK_2D)],
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-)
+@_njit
 def overlap_counts(g, p):
     """``(|G & P|, |G | P|)`` of two ``H x W`` masks."""
     gbits, pbits, nwf, y0, y1, x0, x1 = _pack_pair(g, p)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from endobench.metrics._arrays import as_mask, mask_pair
-from endobench.metrics._boundary_kernels import pair_counts
+from endobench.metrics._boundary_kernels import kernel_view, pair_counts
 
 #: DAVIS default tolerance as a fraction of the image diagonal.
 DEFAULT_BOUND_TH = 0.008
@@ -86,8 +86,8 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
     Returns ``(intersection, union, n_pred_boundary, pred_matched, n_gt_boundary, gt_matched)``.
     """
     counts = pair_counts(
-        np.ascontiguousarray(g).view(np.uint8),
-        np.ascontiguousarray(p).view(np.uint8),
+        kernel_view(np.ascontiguousarray(g)),
+        kernel_view(np.ascontiguousarray(p)),
         _disk_half_widths(radius),
     )
     return tuple(int(c) for c in counts)  # type: ignore[return-value]

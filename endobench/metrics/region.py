@@ -18,7 +18,8 @@ from endobench.metrics._arrays import as_mask, check_same_shape, mask_pair
 
 def overlap_counts(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     """``(|A & B|, |A | B|)`` of two C-contiguous ``H x W`` bool masks."""
-    inter, union = _boundary_kernels.overlap_counts(a.view(np.uint8), b.view(np.uint8))
+    view = _boundary_kernels.kernel_view
+    inter, union = _boundary_kernels.overlap_counts(view(a), view(b))
     return int(inter), int(union)
 
 
