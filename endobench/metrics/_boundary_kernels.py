@@ -206,20 +206,22 @@ def _boundary_bits(s, h, w, nwf, ya, y1, ka, nwb, pad):
 def _window_or(t, nrows, nwb, pad):
     """``v[y] = t[y - pad] | ... | t[y + pad]`` for the ``nrows`` rows of a padded bitset
     (van Herk / Gil-Werman: running ORs forward and backward in blocks of ``2 pad + 1`` rows;
-    the loops run over flat word indices, one row being ``nwb`` words)."""
-    span = 2 * pad + 1
-    total = (nrows + 2 * pad) * nwb
+    the loops run over flat unsigned word indices, one row being ``nwb`` words)."""
+    span = _U(2 * pad + 1)
+    unwb = _U(nwb)
+    total = _U((nrows + 2 * pad) * nwb)
     fw = t.copy()
     bw = t.copy()
-    for start in range(0, total, span * nwb):
-        stop = min(start + span * nwb, total)
-        for k in range(start + nwb, stop):
-            fw[k] |= fw[k - nwb]
-        for k in range(stop - nwb - 1, start - 1, -1):
-            bw[k] |= bw[k + nwb]
+    for start in range(_ZERO, total, span * unwb):
+        stop = min(start + span * unwb, total)
+        for k in range(start + unwb, stop):
+            fw[k] |= fw[k - unwb]
+        for i in range(stop - start - unwb):  # k = stop - nwb - 1 - i, down to start
+            k = stop - unwb - _ONE - i
+            bw[k] |= bw[k + unwb]
     v = np.empty(nrows * nwb, np.uint64)
-    shift = (span - 1) * nwb
-    for k in range(nrows * nwb):
+    shift = (span - _ONE) * unwb
+    for k in range(_U(nrows * nwb)):
         v[k] = bw[k] | fw[k + shift]
     return v
 
