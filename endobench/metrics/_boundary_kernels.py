@@ -111,7 +111,7 @@ def _pack_pair(g, p):
     columns = np.zeros(nwf, np.uint64)
     y0, y1 = h, 0
     # Unsigned indices: numba then adds no negative-index fix-up (2x faster here).
-    uw, unwf, u64 = _U(w), _U(nwf), _U(64)
+    uw, unwf, u64, usize = _U(w), _U(nwf), _U(64), _U(h * w)
     tail_mask = (_ONE << _U(tail)) - _ONE
     last_word, last_bit = _U((w - 1) // 64), _U((w - 1) % 64)
     for y in range(h):
@@ -123,10 +123,10 @@ def _pack_pair(g, p):
             any_row |= gw | pw
             gbits[row + k], pbits[row + k] = gw, pw
         start = o + u64 * _U(nfull)
-        if y < h - 1 or tail == 0:  # the 64 bytes at start lie inside the mask
+        if start + u64 <= usize:  # the 64 bytes from start lie inside the mask
             gw = _nonzero_bits64(gf, start) & tail_mask
             pw = _nonzero_bits64(pf, start) & tail_mask
-        else:  # the last row's tail: a 64-byte load would pass the end of the mask
+        else:  # the last rows' tails: a 64-byte load would pass the end of the mask
             gw = pw = _ZERO
             for i in range(tail):
                 gw |= _U(gf[start + _U(i)] != 0) << _U(i)
