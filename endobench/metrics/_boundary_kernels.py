@@ -13,8 +13,9 @@ rows above and below so that the matching can look ``pad`` rows up and down with
 checks.
 
 Entry points take the two masks as C-contiguous ``H x W`` uint8 arrays, any nonzero = inside.
-Callers pass read-only uint8 views (:func:`kernel_view`), so each kernel is compiled once, on
-first use (explicit signatures would compile every kernel when the module is imported).
+Callers pass uint8 views (:func:`kernel_view`), so each kernel is compiled once, on first use
+(explicit signatures would compile every kernel when the module is imported; a read-only mask
+compiles a second version when one is first passed).
 """
 
 from __future__ import annotations
@@ -35,11 +36,9 @@ _ZERO = np.uint64(0)
 
 
 def kernel_view(mask: np.ndarray) -> np.ndarray:
-    """A read-only uint8 view of a C-contiguous bool or uint8 mask: the one argument type the
-    kernels are compiled for (a writable and a read-only array would be two versions)."""
-    view = mask.view(np.uint8)
-    view.flags.writeable = False
-    return view
+    """A C-contiguous bool or uint8 mask as the uint8 array the kernels are compiled for (a
+    bool and a uint8 argument would be two compiled versions)."""
+    return mask.view(np.uint8)
 
 
 @intrinsic

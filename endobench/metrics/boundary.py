@@ -85,12 +85,12 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
 
     Returns ``(intersection, union, n_pred_boundary, pred_matched, n_gt_boundary, gt_matched)``.
     """
-    counts = pair_counts(
+    inter, union, n_pred, pred_matched, n_gt, gt_matched = pair_counts(
         kernel_view(np.ascontiguousarray(g)),
         kernel_view(np.ascontiguousarray(p)),
         _disk_half_widths(radius),
     )
-    return tuple(int(c) for c in counts)  # type: ignore[return-value]
+    return int(inter), int(union), int(n_pred), int(pred_matched), int(n_gt), int(gt_matched)
 
 
 def _prf(n_pred: int, pred_matched: int, n_gt: int, gt_matched: int) -> tuple[float, float, float]:
