@@ -242,13 +242,37 @@ def _any_in(bits, row, lo, hi):
 
 
 @_njit
+def _dilated_word(t, row, j, nwb, r):
+    """Word ``j`` of the bitset row at ``row`` dilated by ``|dx| <= r`` (``1 <= r <= 63``):
+    bit ``c`` is set when a bit of ``c - r .. c + r`` is (from words ``j - 1 .. j + 1``;
+    doubling shifts, about ``2 log2(r)`` steps)."""
+    x = t[row + j]
+    left = t[row + j - 1] if j > 0 else _ZERO
+    right = t[row + j + 1] if j + 1 < nwb else _ZERO
+    up, up_next = x, right  # bit c: columns c .. c + span - 1
+    down, down_prev = x, left  # bit c: columns c - span + 1 .. c
+    span = 1
+    while 2 * span <= r + 1:
+        s, back = _U(span), _U(64 - span)
+        up, up_next = up | (up >> s) | (up_next << back), up_next | (up_next >> s)
+        down, down_prev = down | (down << s) | (down_prev >> back), down_prev | (down_prev << s)
+        span *= 2
+    if r + 1 > span:
+        s, back = _U(r + 1 - span), _U(64 - (r + 1 - span))
+        up |= (up >> s) | (up_next << back)
+        down |= (down << s) | (down_prev >> back)
+    return up | down
+
+
+@_njit
 def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
     """How many boundary pixels of bitset ``q`` have a pixel of bitset ``t`` within the disk.
 
-    Disk row ``dy`` covers ``|dx| <= half_widths[|dy|]``. Per pixel: its own row first (most
-    pixels match there), then ``t_window`` (``t``'s rows within ``pad`` ORed, so the disk's
-    bounding square) rules out pixels with nothing near, and only the rest try the other disk
-    rows, nearest first.
+    Disk row ``dy`` covers ``|dx| <= half_widths[|dy|]``. Per word of ``q``: its own row first,
+    64 pixels at a time (most pixels match there), then ``t_window`` (``t``'s rows within
+    ``pad`` ORed, so the disk's bounding square) rules out the pixels with nothing near, and
+    only the rest try the other disk rows one by one, nearest first. (Radii of 64 and more
+    test the own row pixel by pixel too.)
     """
     radius = half_widths[0]
     last = 64 * nwb - 1
@@ -257,15 +281,24 @@ def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
         row = (y + pad) * nwb
         for j in range(nwb):
             word = q[row + j]
+            if not word:
+                continue
+            if radius < 64:
+                near = _dilated_word(t, row, j, nwb, radius)
+                count += _popcount(word & near)
+                word &= ~near
+                if word:
+                    word &= _dilated_word(t_window, y * nwb, j, nwb, radius)
             while word:
                 c = 64 * j + np.int64(_trailing_zeros(word))
                 word &= word - _ONE
                 lo, hi = max(c - radius, 0), min(c + radius, last)
-                if _any_in(t, row, lo, hi):
-                    count += 1
-                    continue
-                if not _any_in(t_window, y * nwb, lo, hi):
-                    continue
+                if radius >= 64:
+                    if _any_in(t, row, lo, hi):
+                        count += 1
+                        continue
+                    if not _any_in(t_window, y * nwb, lo, hi):
+                        continue
                 for d in range(1, pad + 1):
                     half = half_widths[d]
                     lo, hi = max(c - half, 0), min(c + half, last)
