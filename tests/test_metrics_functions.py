@@ -383,9 +383,9 @@ def test_fast_j_and_f_equal_literal_dilation_on_flow_errors(radius: int) -> None
     assert unmatched > 0  # the cases reach the paths for pixels with no match
 
 
-def test_fast_counts_on_rows_wider_than_the_byte_lane_counters() -> None:
-    """J is counted in byte lanes that are summed every 2016 columns: rows of 4100 pixels,
-    all foreground (the lanes fill up) or random, count exactly."""
+def test_fast_counts_on_wide_rows() -> None:
+    """Rows of 4100 pixels (65 packing words, the last one partial), all foreground or random,
+    count exactly."""
     rng = np.random.default_rng(3)
     full = np.ones((4, 4100), bool)
     noise = rng.random((4, 4100)) < 0.6
@@ -394,11 +394,12 @@ def test_fast_counts_on_rows_wider_than_the_byte_lane_counters() -> None:
     assert _pair_counts(full, full, 8)[:2] == (4 * 4100, 4 * 4100)
 
 
-@pytest.mark.parametrize("radius", [1, 8, 18])
+@pytest.mark.parametrize("radius", [1, 8, 18, 31, 32, 63])
 def test_fast_counts_at_word_edges_and_the_last_rows_tail(radius: int) -> None:
     """Seeded hard masks whose widths fall one short of, on and one past the 64-pixel packing
     words (a tail whose 64-byte load would pass the mask's end is packed byte by byte),
-    with foreground in the last row and the last column, where the edge rules differ."""
+    with foreground in the last row and the last column, where the edge rules differ; radii
+    on both sides of the word-dilation's doubling steps (31, 32) and its largest (63)."""
     rng = np.random.default_rng(100 + radius)
     for h, w in ((2, 63), (3, 64), (5, 65), (17, 127), (9, 128), (12, 129), (4, 191), (1, 257)):
         for _ in range(2):

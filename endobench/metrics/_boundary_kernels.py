@@ -3,9 +3,9 @@
 All of them live in this one module on purpose: numba's disk cache keys a compiled function on
 its own source file only, so a kernel calling a kernel of another module could run stale code.
 
-Layout. A mask of ``h x w`` pixels becomes ``h`` bitset rows of ``nwf = w // 64 + 1`` uint64
+Layout. A mask of ``h x w`` pixels becomes ``h`` bitset rows of ``nwf = w // 64 + 2`` uint64
 words (bit ``c % 64`` of word ``c // 64`` is column ``c``; one spare column ``w`` for the last
-column's rule). Packing reads 64 pixels per SIMD compare, so the full frame, which has to be read
+column's rule, and a zero word after it so that every word has a right neighbour). Packing reads 64 pixels per SIMD compare, so the full frame, which has to be read
 once to find the objects' box, costs about what reading it costs; everything after works on 64
 pixels per word inside the box. A boundary bitset covers the box's rows ``ya..y1-1`` and words
 ``ka..kb`` (``nwb`` words, column ``c`` of it is image column ``64 ka + c``), with ``pad`` zero
@@ -104,10 +104,10 @@ def _pack_pair(g, p):
     h, w = g.shape
     gf, pf = g.reshape(-1), p.reshape(-1)
     nfull, tail = w // 64, w % 64
-    nwf = nfull + 1
+    nwf = nfull + 2
     gbits = np.empty(h * nwf, np.uint64)
     pbits = np.empty(h * nwf, np.uint64)
-    columns = np.zeros(nwf, np.uint64)
+    columns = np.zeros(nfull + 1, np.uint64)
     y0, y1 = h, 0
     # Unsigned indices: numba then adds no negative-index fix-up (2x faster here).
     uw, unwf, u64, usize = _U(w), _U(nwf), _U(64), _U(h * w)
@@ -135,6 +135,7 @@ def _pack_pair(g, p):
         gw |= ((gbits[row + last_word] if tail == 0 else gw) >> last_bit & _ONE) << _U(tail)
         pw |= ((pbits[row + last_word] if tail == 0 else pw) >> last_bit & _ONE) << _U(tail)
         gbits[row + _U(nfull)], pbits[row + _U(nfull)] = gw, pw
+        gbits[row + _U(nfull + 1)] = pbits[row + _U(nfull + 1)] = _ZERO
         if any_row:
             y0, y1 = min(y0, y), y + 1
     if y1 == 0:
@@ -142,7 +143,7 @@ def _pack_pair(g, p):
     k0 = 0
     while not columns[k0]:
         k0 += 1
-    k1 = nwf - 1
+    k1 = nfull
     while not columns[k1]:
         k1 -= 1
     x0 = 64 * k0 + np.int64(_trailing_zeros(columns[k0]))
@@ -155,7 +156,7 @@ def _overlap(gbits, pbits, w, nwf, y0, y1, ka, nwb):
     """``(|G & P|, |G | P|)`` over rows ``y0..y1-1`` and words ``ka..ka+nwb-1`` of two packed
     masks that are zero outside them (the spare column ``w`` is left out)."""
     valid = (_ONE << _U(w % 64)) - _ONE  # columns < w of the last word
-    unwf, last_word = _U(nwf), _U(nwf - 1)
+    unwf, last_word = _U(nwf), _U(w // 64)
     inter = union = 0
     for y in range(_U(y0), _U(y1)):
         for k in range(_U(ka), _U(ka + nwb)):
@@ -180,24 +181,24 @@ def _boundary_bits(s, h, w, nwf, ya, y1, ka, nwb, pad):
     """
     nrows = y1 - ya
     out = np.zeros((nrows + 2 * pad) * nwb, np.uint64)
-    unwf, unwb, last_word = _U(nwf), _U(nwb), _U(nwf - 1)
-    valid = (_ONE << _U(w % 64)) - _ONE  # columns < w of the last word
+    unwf, unwb = _U(nwf), _U(nwb)
+    # The spare column w is no pixel: clear it where the words reach it (after the loop, which
+    # then has no branch).
+    spare = ~((_ONE << _U(w % 64)) - _ONE) if ka + nwb - 1 == w // 64 else _ZERO
     count = 0
     for y in range(ya, y1):
         row, down = _U(y) * unwf + _U(ka), _U(min(y + 1, h - 1)) * unwf + _U(ka)
         dst = _U(y - ya + pad) * unwb
         for j in range(unwb):
-            k = _U(ka) + j
             a, d = s[row + j], s[down + j]
-            an = s[row + j + _ONE] if k < last_word else _ZERO
-            dn = s[down + j + _ONE] if k < last_word else _ZERO
-            right = (a >> _ONE) | (an << _U(63))
-            down_right = (d >> _ONE) | (dn << _U(63))
+            right = (a >> _ONE) | (s[row + j + _ONE] << _U(63))
+            down_right = (d >> _ONE) | (s[down + j + _ONE] << _U(63))
             b = (a ^ right) | (a ^ d) | (a ^ down_right)
-            if k == last_word:
-                b &= valid
             out[dst + j] = b
             count += _popcount(b)
+        last = dst + unwb - _ONE
+        count -= _popcount(out[last] & spare)
+        out[last] &= ~spare
     return out, count
 
 
