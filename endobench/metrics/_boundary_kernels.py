@@ -5,9 +5,10 @@ its own source file only, so a kernel calling a kernel of another module could r
 
 Layout. A mask of ``h x w`` pixels becomes ``h`` bitset rows of ``nwf = w // 64 + 2`` uint64
 words (bit ``c % 64`` of word ``c // 64`` is column ``c``; one spare column ``w`` for the last
-column's rule, and a zero word after it so that every word has a right neighbour). Packing reads 64 pixels per SIMD compare, so the full frame, which has to be read
-once to find the objects' box, costs about what reading it costs; everything after works on 64
-pixels per word inside the box. A boundary bitset covers the box's rows ``ya..y1-1`` and words
+column's rule, and a zero word after it so that every word has a right neighbour). Packing
+reads 64 pixels per SIMD compare, so the full frame, which has to be read once to find the
+objects' box, costs about what reading it costs; everything after works on 64 pixels per word
+inside the box. A boundary bitset covers the box's rows ``ya..y1-1`` and words
 ``ka..kb`` (``nwb`` words, column ``c`` of it is image column ``64 ka + c``), with ``pad`` zero
 rows above and below so that the matching can look ``pad`` rows up and down without bounds
 checks.
