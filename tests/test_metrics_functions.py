@@ -413,8 +413,9 @@ def test_fast_counts_at_word_edges_and_the_last_rows_tail(radius: int) -> None:
 
 
 def test_fast_counts_take_any_nonzero_mask_through_one_uint8_kernel() -> None:
-    """uint8 masks of 0/255, read-only arrays and bool arrays give the same counts; bool masks
-    reach the kernel as uint8 views (no separate bool version is compiled)."""
+    """uint8 masks of 0/255, read-only arrays and bool arrays give the same counts, through one
+    compiled version of the kernel (bool masks reach it as uint8 views, read-only ones as
+    copies: each other argument type would cost one more compile)."""
     from endobench.metrics._boundary_kernels import kernel_view, pair_counts
 
     rng = np.random.default_rng(5)
@@ -428,4 +429,4 @@ def test_fast_counts_take_any_nonzero_mask_through_one_uint8_kernel() -> None:
     g255 = np.ascontiguousarray(gt.astype(np.uint8) * 255)
     assert tuple(int(c) for c in pair_counts(g255, kernel_view(pred), widths)) == want
     assert jaccard_and_boundary(g255, frozen, bound_th=8) == _literal_j_prf(gt, pred, 8)
-    assert {str(sig[0].dtype) for sig in pair_counts.signatures} == {"uint8"}
+    assert len(pair_counts.signatures) == 1

@@ -14,9 +14,8 @@ rows above and below so that the matching can look ``pad`` rows up and down with
 checks.
 
 Entry points take the two masks as C-contiguous ``H x W`` uint8 arrays, any nonzero = inside.
-Callers pass uint8 views (:func:`kernel_view`), so each kernel is compiled once, on first use
-(explicit signatures would compile every kernel when the module is imported; a read-only mask
-compiles a second version when one is first passed).
+Callers pass writable uint8 views (:func:`kernel_view`), so each kernel is compiled once, on
+first use (explicit signatures would compile every kernel when the module is imported).
 """
 
 from __future__ import annotations
@@ -37,9 +36,10 @@ _ZERO = np.uint64(0)
 
 
 def kernel_view(mask: np.ndarray) -> np.ndarray:
-    """A C-contiguous bool or uint8 mask as the uint8 array the kernels are compiled for (a
-    bool and a uint8 argument would be two compiled versions)."""
-    return mask.view(np.uint8)
+    """A C-contiguous bool or uint8 mask as the writable uint8 array the kernels are compiled
+    for (a bool, a uint8 or a read-only argument would each be one more compiled version, about
+    5 s; a read-only mask, which is rare, is copied instead)."""
+    return (mask if mask.flags.writeable else mask.copy()).view(np.uint8)
 
 
 @intrinsic
