@@ -383,12 +383,50 @@ def test_fast_j_and_f_equal_literal_dilation_on_flow_errors(radius: int) -> None
     assert unmatched > 0  # the cases reach the paths for pixels with no match
 
 
-def test_fast_counts_on_rows_wider_than_the_byte_lane_counters() -> None:
-    """J is counted in byte lanes that are summed every 2016 columns: rows of 4100 pixels,
-    all foreground (the lanes fill up) or random, count exactly."""
+def test_fast_counts_on_wide_rows() -> None:
+    """Rows of 4100 pixels (65 packing words, the last one partial), all foreground or random,
+    count exactly."""
     rng = np.random.default_rng(3)
     full = np.ones((4, 4100), bool)
     noise = rng.random((4, 4100)) < 0.6
     for gt, pred in ((full, full), (full, noise), (noise, rng.random((4, 4100)) < 0.5)):
         assert _pair_counts(gt, pred, 8) == _literal_counts(gt, pred, 8)
     assert _pair_counts(full, full, 8)[:2] == (4 * 4100, 4 * 4100)
+
+
+@pytest.mark.parametrize("radius", [1, 8, 18, 31, 32, 63])
+def test_fast_counts_at_word_edges_and_the_last_rows_tail(radius: int) -> None:
+    """Seeded hard masks whose widths fall one short of, on and one past the 64-pixel packing
+    words (a tail whose 64-byte load would pass the mask's end is packed byte by byte),
+    with foreground in the last row and the last column, where the edge rules differ; radii
+    on both sides of the word-dilation's doubling steps (31, 32) and its largest (63)."""
+    rng = np.random.default_rng(100 + radius)
+    for h, w in ((2, 63), (3, 64), (5, 65), (17, 127), (9, 128), (12, 129), (4, 191), (1, 257)):
+        for _ in range(2):
+            gt, pred = _flow_error_pair(rng, h, w)
+            gt[-1, rng.integers(0, w, size=3)] = True
+            pred[rng.integers(0, h, size=3), -1] = True
+            for a, b in ((gt, pred), (pred, gt)):
+                assert _pair_counts(a, b, radius) == _literal_counts(a, b, radius), (h, w)
+            assert jaccard(gt, pred) == np.count_nonzero(gt & pred) / np.count_nonzero(gt | pred)
+            assert dice(gt, pred) == 2 * np.count_nonzero(gt & pred) / (gt.sum() + pred.sum())
+
+
+def test_fast_counts_take_any_nonzero_mask_through_one_uint8_kernel() -> None:
+    """uint8 masks of 0/255, read-only arrays and bool arrays give the same counts, through one
+    compiled version of the kernel (bool masks reach it as uint8 views, read-only ones as
+    copies: each other argument type would cost one more compile)."""
+    from endobench.metrics._boundary_kernels import kernel_view, pair_counts
+
+    rng = np.random.default_rng(5)
+    gt, pred = _flow_error_pair(rng, 70, 150)
+    want = _literal_counts(gt, pred, 8)
+    frozen = pred.copy()
+    frozen.flags.writeable = False
+    widths = np.array([8, 7, 7, 7, 6, 6, 5, 3, 0], np.int64)  # isqrt(64 - dy^2), dy = 0..8
+    assert _pair_counts(gt, pred, 8) == want
+    assert _pair_counts(gt, frozen, 8) == want
+    g255 = np.ascontiguousarray(gt.astype(np.uint8) * 255)
+    assert tuple(int(c) for c in pair_counts(g255, kernel_view(pred), widths)) == want
+    assert jaccard_and_boundary(g255, frozen, bound_th=8) == _literal_j_prf(gt, pred, 8)
+    assert len(pair_counts.signatures) == 1

@@ -1,19 +1,28 @@
-"""Numba kernels behind J and F: one scan of the box into boundary bitsets, then matching.
+"""Numba kernels behind J and F: both masks packed into bitsets in one pass, then word logic.
 
 All of them live in this one module on purpose: numba's disk cache keys a compiled function on
 its own source file only, so a kernel calling a kernel of another module could run stale code.
 
-Layout. The box ``[y0:y1, x0:x1]`` grown by one pixel up and left (where the boundary pixels of
-masks that are zero outside the box lie) has ``nrows`` rows and ``ncol`` columns. Each mask's
-boundary is a bitset of ``nrows + 2 * pad`` rows of ``nwb`` uint64 words (bit ``c % 64`` of word
-``c // 64`` is column ``x_grown_0 + c``), with ``pad`` zero rows above and below so that the
-matching can look ``pad`` rows up and down without bounds checks.
+Layout. A mask of ``h x w`` pixels becomes ``h`` bitset rows of ``nwf = w // 64 + 2`` uint64
+words (bit ``c % 64`` of word ``c // 64`` is column ``c``; one spare column ``w`` for the last
+column's rule, and a zero word after it so that every word has a right neighbour). Packing
+reads 64 pixels per SIMD compare, so the full frame, which has to be read once to find the
+objects' box, costs about what reading it costs; everything after works on 64 pixels per word
+inside the box. A boundary bitset covers the box's rows ``ya..y1-1`` and words
+``ka..kb`` (``nwb`` words, column ``c`` of it is image column ``64 ka + c``), with ``pad`` zero
+rows above and below so that the matching can look ``pad`` rows up and down without bounds
+checks.
+
+Entry points take the two masks as C-contiguous ``H x W`` uint8 arrays, any nonzero = inside.
+Callers pass writable uint8 views (:func:`kernel_view`), so each kernel is compiled once, on
+first use (explicit signatures would compile every kernel when the module is imported).
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]  # numba's IR builder
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -23,17 +32,21 @@ _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 _U = np.uint64
 _ONE = np.uint64(1)
-_BYTE_LSB = np.uint64(0x0101010101010101)  # bit 0 of each byte
-# (bytes that are 0 or 1) * _PACK >> 56 gathers byte j's bit into bit j (distinct products).
-_PACK = np.uint64(0x0102040810204080)
-_LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
-_SUM16 = np.uint64(0x0001000100010001)
+_ZERO = np.uint64(0)
+
+
+def kernel_view(mask: np.ndarray) -> np.ndarray:
+    """A C-contiguous bool or uint8 mask as the writable uint8 array the kernels are compiled
+    for (a bool, a uint8 or a read-only argument would each be one more compiled version, about
+    5 s; a read-only mask, which is rare, is copied instead)."""
+    return (mask if mask.flags.writeable else mask.copy()).view(np.uint8)
 
 
 @intrinsic
 def _popcount(typingctx, x):
-    """Number of set bits of a uint64 (LLVM ``ctpop``)."""
-    sig = types.uint64(types.uint64)
+    """Number of set bits of a uint64 (LLVM ``ctpop``), as an int64 (so that sums of counts
+    stay integers: numba unifies int64 and uint64 to float64)."""
+    sig = types.int64(types.uint64)
 
     def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
@@ -52,128 +65,164 @@ def _trailing_zeros(typingctx, x):
     return sig, codegen
 
 
-@_njit
-def _byte_sum(acc):
-    """Sum of the eight byte lanes of ``acc`` (each at most 255)."""
-    pairs = (acc & _LOW_BYTES) + ((acc >> _U(8)) & _LOW_BYTES)
-    return (pairs * _SUM16) >> _U(48)
+@intrinsic
+def _leading_zeros(typingctx, x):
+    """Number of zero bits above the highest set bit of a nonzero uint64 (LLVM ``ctlz``)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], cgutils.true_bit)
+
+    return sig, codegen
+
+
+@intrinsic
+def _nonzero_bits64(typingctx, data, start):
+    """Bit ``i`` set where byte ``data[start + i]`` is nonzero, ``i`` in 0..63, for a 1-d uint8
+    array with ``start + 64 <= data.size`` (one 64-byte load and compare: ``vpcmpeqb`` /
+    ``vpmovmskb`` on x86)."""
+    sig = types.uint64(data, start)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        vty = ir.VectorType(ir.IntType(8), 64)
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), vty.as_pointer())
+        nonzero = builder.icmp_unsigned("!=", builder.load(ptr, align=1), ir.Constant(vty, None))
+        return builder.bitcast(nonzero, ir.IntType(64))
+
+    return sig, codegen
 
 
 @_njit
-def _scan(g, p, y0, y1, x0, x1, radius):
-    """J's counts and both masks' boundary bitsets, in one pass over the box of two 0/1 uint8
-    masks that are zero outside ``[y0:y1, x0:x1]``.
+def _pack_pair(g, p):
+    """Both masks as bitsets (layout in the module docstring) and the box of their union.
 
-    Returns ``(inter, union, n_gt, n_pred, gbits, pbits, nrows, nwb, ncol, pad)`` (layout in the
-    module docstring; ``pad = min(radius, nrows - 1)``: rows farther away hold no pixel).
+    Returns ``(gbits, pbits, nwf, y0, y1, x0, x1)``: ``[y0:y1, x0:x1]`` is the bounding box of
+    the union (all four 0 when both are empty). Column ``w`` of each row is a copy of column
+    ``w - 1``, which makes the last column's rule ("only the down neighbour") the general rule
+    (see :func:`_boundary_bits`).
     """
     h, w = g.shape
     gf, pf = g.reshape(-1), p.reshape(-1)
-    ya, xa = max(y0 - 1, 0), max(x0 - 1, 0)
-    # Columns xa..xb-1 have a right neighbour; the last image column (when the box reaches it)
-    # is handled on its own. Counting J over the grown box adds only zeros.
-    xb = min(x1, w - 1)
-    n = xb - xa
-    ncol, nrows = x1 - xa, y1 - ya
-    pad = min(radius, nrows - 1)
-    nwb = (ncol + 63) // 64
-    nw8 = (n + 7) // 8
-    # One byte per column: bit 0 gt boundary, 1 pred boundary, 2 gt & pred, 3 gt | pred.
-    # Bytes past n stay zero; three spare words let the loop below read in fours.
-    words = np.zeros(nw8 + 3, np.uint64)
-    bits = words.view(np.uint8)
-    gbits = np.zeros((nrows + 2 * pad) * nwb, np.uint64)
-    pbits = np.zeros((nrows + 2 * pad) * nwb, np.uint64)
-    g8, p8 = gbits.view(np.uint8), pbits.view(np.uint8)
-    boundary = _BYTE_LSB | (_BYTE_LSB << _U(1))
-    inter = union = n_gt = n_pred = 0
-    uw, un = _U(w), _U(n)
+    nfull, tail = w // 64, w % 64
+    nwf = nfull + 2
+    gbits = np.empty(h * nwf, np.uint64)
+    pbits = np.empty(h * nwf, np.uint64)
+    columns = np.zeros(nfull + 1, np.uint64)
+    y0, y1 = h, 0
+    # Unsigned indices: numba then adds no negative-index fix-up (2x faster here).
+    uw, unwf, u64, usize = _U(w), _U(nwf), _U(64), _U(h * w)
+    tail_mask = (_ONE << _U(tail)) - _ONE
+    last_word, last_bit = _U((w - 1) // 64), _U((w - 1) % 64)
+    for y in range(h):
+        o, row = _U(y) * uw, _U(y) * unwf
+        any_row = _ZERO
+        for k in range(_U(nfull)):
+            gw, pw = _nonzero_bits64(gf, o + u64 * k), _nonzero_bits64(pf, o + u64 * k)
+            columns[k] |= gw | pw
+            any_row |= gw | pw
+            gbits[row + k], pbits[row + k] = gw, pw
+        start = o + u64 * _U(nfull)
+        if start + u64 <= usize:  # the 64 bytes from start lie inside the mask
+            gw = _nonzero_bits64(gf, start) & tail_mask
+            pw = _nonzero_bits64(pf, start) & tail_mask
+        else:  # the last rows' tails: a 64-byte load would pass the end of the mask
+            gw = pw = _ZERO
+            for i in range(tail):
+                gw |= _U(gf[start + _U(i)] != 0) << _U(i)
+                pw |= _U(pf[start + _U(i)] != 0) << _U(i)
+        columns[nfull] |= gw | pw
+        any_row |= gw | pw
+        gw |= ((gbits[row + last_word] if tail == 0 else gw) >> last_bit & _ONE) << _U(tail)
+        pw |= ((pbits[row + last_word] if tail == 0 else pw) >> last_bit & _ONE) << _U(tail)
+        gbits[row + _U(nfull)], pbits[row + _U(nfull)] = gw, pw
+        gbits[row + _U(nfull + 1)] = pbits[row + _U(nfull + 1)] = _ZERO
+        if any_row:
+            y0, y1 = min(y0, y), y + 1
+    if y1 == 0:
+        return gbits, pbits, nwf, 0, 0, 0, 0
+    k0 = 0
+    while not columns[k0]:
+        k0 += 1
+    k1 = nfull
+    while not columns[k1]:
+        k1 -= 1
+    x0 = 64 * k0 + np.int64(_trailing_zeros(columns[k0]))
+    x1 = 64 * k1 + 64 - np.int64(_leading_zeros(columns[k1]))
+    return gbits, pbits, nwf, y0, y1, x0, x1
+
+
+@_njit
+def _overlap(gbits, pbits, w, nwf, y0, y1, ka, nwb):
+    """``(|G & P|, |G | P|)`` over rows ``y0..y1-1`` and words ``ka..ka+nwb-1`` of two packed
+    masks that are zero outside them (the spare column ``w`` is left out)."""
+    valid = (_ONE << _U(w % 64)) - _ONE  # columns < w of the last word
+    unwf, last_word = _U(nwf), _U(w // 64)
+    inter = union = 0
+    for y in range(_U(y0), _U(y1)):
+        for k in range(_U(ka), _U(ka + nwb)):
+            a, b = gbits[y * unwf + k], pbits[y * unwf + k]
+            if k == last_word:
+                a &= valid
+                b &= valid
+            inter += _popcount(a & b)
+            union += _popcount(a | b)
+    return inter, union
+
+
+@_njit
+def _boundary_bits(s, h, w, nwf, ya, y1, ka, nwb, pad):
+    """Boundary bitset (layout in the module docstring) of the packed mask ``s`` over rows
+    ``ya..y1-1`` and words ``ka..ka+nwb-1``, and its number of pixels.
+
+    A pixel is boundary where it differs from its right, down or down-right neighbour. With
+    column ``w`` a copy of column ``w - 1`` and the row below the last a copy of the last, that
+    one rule gives DAVIS's edge rules: the last column compares with the pixel below only, the
+    last row with its right neighbour only, and the bottom-right corner is never boundary.
+    """
+    nrows = y1 - ya
+    out = np.zeros((nrows + 2 * pad) * nwb, np.uint64)
+    unwf, unwb = _U(nwf), _U(nwb)
+    # The spare column w is no pixel: clear it where the words reach it (after the loop, which
+    # then has no branch).
+    spare = ~((_ONE << _U(w % 64)) - _ONE) if ka + nwb - 1 == w // 64 else _ZERO
+    count = 0
     for y in range(ya, y1):
-        row = (y - ya + pad) * nwb
-        # Unsigned flat indices: numba then adds no negative-index fix-up and vectorises.
-        o = _U(y * w + xa)
-        if y + 1 < h:
-            for x in range(un):
-                i = o + x
-                a, b = gf[i], pf[i]
-                bg = (a ^ gf[i + _ONE]) | (a ^ gf[i + uw]) | (a ^ gf[i + uw + _ONE])
-                bp = (b ^ pf[i + _ONE]) | (b ^ pf[i + uw]) | (b ^ pf[i + uw + _ONE])
-                bits[x] = bg | (bp << 1) | ((a & b) << 2) | ((a | b) << 3)
-        else:  # last image row: only the right neighbour counts
-            for x in range(un):
-                i = o + x
-                a, b = gf[i], pf[i]
-                bg, bp = a ^ gf[i + _ONE], b ^ pf[i + _ONE]
-                bits[x] = bg | (bp << 1) | ((a & b) << 2) | ((a | b) << 3)
-        # One pass over the words, four (32 columns) at a time. J: eight byte-lane counters
-        # per word, summed before a lane can pass 255 (63 groups of 4 words). Boundaries are
-        # sparse: a group with none is skipped, the others are packed into the bitsets.
-        acc_i = acc_u = _U(0)
-        groups = 0
-        for k4 in range(0, nw8, 4):
-            w0, w1, w2, w3 = words[k4], words[k4 + 1], words[k4 + 2], words[k4 + 3]
-            acc_i += (
-                ((w0 >> _U(2)) & _BYTE_LSB)
-                + ((w1 >> _U(2)) & _BYTE_LSB)
-                + ((w2 >> _U(2)) & _BYTE_LSB)
-                + ((w3 >> _U(2)) & _BYTE_LSB)
-            )
-            acc_u += (
-                ((w0 >> _U(3)) & _BYTE_LSB)
-                + ((w1 >> _U(3)) & _BYTE_LSB)
-                + ((w2 >> _U(3)) & _BYTE_LSB)
-                + ((w3 >> _U(3)) & _BYTE_LSB)
-            )
-            groups += 1
-            if groups == 63:
-                inter += _byte_sum(acc_i)
-                union += _byte_sum(acc_u)
-                acc_i = acc_u = _U(0)
-                groups = 0
-            if (w0 | w1 | w2 | w3) & boundary:
-                for k in range(k4, min(k4 + 4, nw8)):
-                    vg = words[k] & _BYTE_LSB
-                    vp = (words[k] >> _U(1)) & _BYTE_LSB
-                    g8[row * 8 + k] = (vg * _PACK) >> _U(56)
-                    p8[row * 8 + k] = (vp * _PACK) >> _U(56)
-                    n_gt += _popcount(vg)
-                    n_pred += _popcount(vp)
-        inter += _byte_sum(acc_i)
-        union += _byte_sum(acc_u)
-        if x1 == w:  # last column: no right neighbour; only the lower one counts
-            i = y * w + w - 1
-            a, b = gf[i], pf[i]
-            inter += a & b
-            union += a | b
-            if y + 1 < h:
-                word, bit = row + (n >> 6), _ONE << _U(n & 63)
-                if a != gf[i + w]:
-                    gbits[word] |= bit
-                    n_gt += 1
-                if b != pf[i + w]:
-                    pbits[word] |= bit
-                    n_pred += 1
-    return inter, union, n_gt, n_pred, gbits, pbits, nrows, nwb, ncol, pad
+        row, down = _U(y) * unwf + _U(ka), _U(min(y + 1, h - 1)) * unwf + _U(ka)
+        dst = _U(y - ya + pad) * unwb
+        for j in range(unwb):
+            a, d = s[row + j], s[down + j]
+            right = (a >> _ONE) | (s[row + j + _ONE] << _U(63))
+            down_right = (d >> _ONE) | (s[down + j + _ONE] << _U(63))
+            b = (a ^ right) | (a ^ d) | (a ^ down_right)
+            out[dst + j] = b
+            count += _popcount(b)
+        last = dst + unwb - _ONE
+        count -= _popcount(out[last] & spare)
+        out[last] &= ~spare
+    return out, count
 
 
 @_njit
 def _window_or(t, nrows, nwb, pad):
     """``v[y] = t[y - pad] | ... | t[y + pad]`` for the ``nrows`` rows of a padded bitset
     (van Herk / Gil-Werman: running ORs forward and backward in blocks of ``2 pad + 1`` rows;
-    the loops run over flat word indices, one row being ``nwb`` words)."""
-    span = 2 * pad + 1
-    total = (nrows + 2 * pad) * nwb
+    the loops run over flat unsigned word indices, one row being ``nwb`` words)."""
+    span = _U(2 * pad + 1)
+    unwb = _U(nwb)
+    total = _U((nrows + 2 * pad) * nwb)
     fw = t.copy()
     bw = t.copy()
-    for start in range(0, total, span * nwb):
-        stop = min(start + span * nwb, total)
-        for k in range(start + nwb, stop):
-            fw[k] |= fw[k - nwb]
-        for k in range(stop - nwb - 1, start - 1, -1):
-            bw[k] |= bw[k + nwb]
+    for start in range(_ZERO, total, span * unwb):
+        stop = min(start + span * unwb, total)
+        for k in range(start + unwb, stop):
+            fw[k] |= fw[k - unwb]
+        for i in range(stop - start - unwb):  # k = stop - nwb - 1 - i, down to start
+            k = stop - unwb - _ONE - i
+            bw[k] |= bw[k + unwb]
     v = np.empty(nrows * nwb, np.uint64)
-    shift = (span - 1) * nwb
-    for k in range(nrows * nwb):
+    shift = (span - _ONE) * unwb
+    for k in range(_U(nrows * nwb)):
         v[k] = bw[k] | fw[k + shift]
     return v
 
@@ -195,30 +244,63 @@ def _any_in(bits, row, lo, hi):
 
 
 @_njit
-def _matched_count(q, t, t_window, nrows, nwb, ncol, pad, half_widths):
+def _dilated_word(t, row, j, nwb, r):
+    """Word ``j`` of the bitset row at ``row`` dilated by ``|dx| <= r`` (``1 <= r <= 63``):
+    bit ``c`` is set when a bit of ``c - r .. c + r`` is (from words ``j - 1 .. j + 1``;
+    doubling shifts, about ``2 log2(r)`` steps)."""
+    x = t[row + j]
+    left = t[row + j - 1] if j > 0 else _ZERO
+    right = t[row + j + 1] if j + 1 < nwb else _ZERO
+    up, up_next = x, right  # bit c: columns c .. c + span - 1
+    down, down_prev = x, left  # bit c: columns c - span + 1 .. c
+    span = 1
+    while 2 * span <= r + 1:
+        s, back = _U(span), _U(64 - span)
+        up, up_next = up | (up >> s) | (up_next << back), up_next | (up_next >> s)
+        down, down_prev = down | (down << s) | (down_prev >> back), down_prev | (down_prev << s)
+        span *= 2
+    if r + 1 > span:
+        s, back = _U(r + 1 - span), _U(64 - (r + 1 - span))
+        up |= (up >> s) | (up_next << back)
+        down |= (down << s) | (down_prev >> back)
+    return up | down
+
+
+@_njit
+def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
     """How many boundary pixels of bitset ``q`` have a pixel of bitset ``t`` within the disk.
 
-    Disk row ``dy`` covers ``|dx| <= half_widths[|dy|]``. Per pixel: its own row first (most
-    pixels match there), then ``t_window`` (``t``'s rows within ``pad`` ORed, so the disk's
-    bounding square) rules out pixels with nothing near, and only the rest try the other disk
-    rows, nearest first.
+    Disk row ``dy`` covers ``|dx| <= half_widths[|dy|]``. Per word of ``q``: its own row first,
+    64 pixels at a time (most pixels match there), then ``t_window`` (``t``'s rows within
+    ``pad`` ORed, so the disk's bounding square) rules out the pixels with nothing near, and
+    only the rest try the other disk rows one by one, nearest first. (Radii of 64 and more
+    test the own row pixel by pixel too.)
     """
     radius = half_widths[0]
-    last = ncol - 1
+    last = 64 * nwb - 1
     count = 0
     for y in range(nrows):
         row = (y + pad) * nwb
         for j in range(nwb):
             word = q[row + j]
+            if not word:
+                continue
+            if radius < 64:
+                near = _dilated_word(t, row, j, nwb, radius)
+                count += _popcount(word & near)
+                word &= ~near
+                if word:
+                    word &= _dilated_word(t_window, y * nwb, j, nwb, radius)
             while word:
                 c = 64 * j + np.int64(_trailing_zeros(word))
                 word &= word - _ONE
                 lo, hi = max(c - radius, 0), min(c + radius, last)
-                if _any_in(t, row, lo, hi):
-                    count += 1
-                    continue
-                if not _any_in(t_window, y * nwb, lo, hi):
-                    continue
+                if radius >= 64:
+                    if _any_in(t, row, lo, hi):
+                        count += 1
+                        continue
+                    if not _any_in(t_window, y * nwb, lo, hi):
+                        continue
                 for d in range(1, pad + 1):
                     half = half_widths[d]
                     lo, hi = max(c - half, 0), min(c + half, last)
@@ -229,17 +311,36 @@ def _matched_count(q, t, t_window, nrows, nwb, ncol, pad, half_widths):
 
 
 @_njit
-def box_counts(g, p, y0, y1, x0, x1, half_widths):
-    """``(inter, union, n_pred, pred_matched, n_gt, gt_matched)`` of two 0/1 uint8 masks that
-    are zero outside the nonempty box ``[y0:y1, x0:x1]``; ``half_widths``: the disk's rows."""
-    radius = half_widths.size - 1
-    inter, union, n_gt, n_pred, gbits, pbits, nrows, nwb, ncol, pad = _scan(
-        g, p, y0, y1, x0, x1, radius
-    )
+def pair_counts(g, p, half_widths):
+    """``(inter, union, n_pred, pred_matched, n_gt, gt_matched)`` of two ``H x W`` masks;
+    ``half_widths``: the disk's rows (``half_widths[dy]``: half-width of row ``dy``)."""
+    h, w = g.shape
+    gbits, pbits, nwf, y0, y1, x0, x1 = _pack_pair(g, p)
+    if y1 == 0:
+        return 0, 0, 0, 0, 0, 0
+    # Boundary pixels lie in rows y0-1..y1-1 and columns x0-1..x1-1 (zero outside the box).
+    ya, xa = max(y0 - 1, 0), max(x0 - 1, 0)
+    ka = xa // 64
+    nwb = (x1 - 1) // 64 - ka + 1
+    inter, union = _overlap(gbits, pbits, w, nwf, y0, y1, ka, nwb)
+    nrows = y1 - ya
+    pad = min(half_widths.size - 1, nrows - 1)  # rows farther away hold no pixel
+    gb, n_gt = _boundary_bits(gbits, h, w, nwf, ya, y1, ka, nwb, pad)
+    pb, n_pred = _boundary_bits(pbits, h, w, nwf, ya, y1, ka, nwb, pad)
     pred_matched = gt_matched = 0
     if n_gt and n_pred:
-        g_window = _window_or(gbits, nrows, nwb, pad)
-        p_window = _window_or(pbits, nrows, nwb, pad)
-        pred_matched = _matched_count(pbits, gbits, g_window, nrows, nwb, ncol, pad, half_widths)
-        gt_matched = _matched_count(gbits, pbits, p_window, nrows, nwb, ncol, pad, half_widths)
+        g_window = _window_or(gb, nrows, nwb, pad)
+        p_window = _window_or(pb, nrows, nwb, pad)
+        pred_matched = _matched_count(pb, gb, g_window, nrows, nwb, pad, half_widths)
+        gt_matched = _matched_count(gb, pb, p_window, nrows, nwb, pad, half_widths)
     return inter, union, n_pred, pred_matched, n_gt, gt_matched
+
+
+@_njit
+def overlap_counts(g, p):
+    """``(|G & P|, |G | P|)`` of two ``H x W`` masks."""
+    gbits, pbits, nwf, y0, y1, x0, x1 = _pack_pair(g, p)
+    if y1 == 0:
+        return 0, 0
+    ka = x0 // 64
+    return _overlap(gbits, pbits, g.shape[1], nwf, y0, y1, ka, (x1 - 1) // 64 - ka + 1)

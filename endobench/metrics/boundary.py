@@ -10,19 +10,20 @@ pixels, recall = matched ground-truth pixels / ground-truth boundary pixels.
 Why it is fast (see ``bench/bench_metrics.py`` for same-run ratios against the DAVIS code as
 shipped by ``vos-benchmark``): the reference dilates both full-frame boundary maps with the
 disk, ``H x W x |disk|`` work (197 offsets at 480p, 1009 at 1080p). Boundaries are sparse, so
-here, in numba kernels (compiled on first use, cached on disk):
+here, in one numba kernel call per pair (:mod:`~endobench.metrics._boundary_kernels`, compiled
+on first use, cached on disk):
 
-1. one vectorised pass finds the bounding box of the two masks' union
-   (:func:`~endobench.metrics.region.union_box`);
-2. one pass over the box computes, row by row in vectorised byte loops, both masks' boundary
-   bits and J's counts (summed eight columns at a time in uint64 byte lanes), and packs the
-   boundary bits into one bitset row per image row (:mod:`~endobench.metrics._boundary_kernels`);
-3. "is there a boundary pixel of the other mask within the disk" is asked of boundary pixels
-   only, as word-masked bit tests of the other bitset: the pixel's own row first (about 70% of
-   the pixels of flow-carried masks match there), then the disk's bounding square, read from
-   a copy of the bitset whose rows are ORed over ``2 * bound_pix + 1`` rows (van Herk), which
-   rules out the pixels with nothing near (most unmatched ones), then the disk's other rows,
-   nearest first, for the few left.
+1. one pass packs both masks into bitsets, 64 pixels per SIMD compare (about the cost of
+   reading the frame, which finding the objects' bounding box needs anyway);
+2. inside the box only, 64 pixels per word: J's counts (population counts of AND / OR) and
+   both boundary bitsets (XOR with the shifted right, down and down-right rows);
+3. "is there a boundary pixel of the other mask within the disk" is asked per boundary word:
+   its own row first, for 64 pixels at once (the other bitset's word dilated by the radius
+   with doubling shifts; about 70% of the pixels of flow-carried masks match there), then the
+   disk's bounding square the same way, from a copy of the other bitset whose rows are ORed
+   over ``2 * bound_pix + 1`` rows (van Herk), which rules out the pixels with nothing near
+   (most unmatched ones), then the disk's other rows, nearest first, pixel by pixel for the
+   few left.
 
 Everything is an integer count, so the values are bit-identical to the dilation's
 (``tests/test_metrics_functions.py`` checks that against a literal full-frame dilation).
@@ -37,8 +38,7 @@ from typing import Any
 import numpy as np
 
 from endobench.metrics._arrays import as_mask, mask_pair
-from endobench.metrics._boundary_kernels import box_counts
-from endobench.metrics.region import union_box
+from endobench.metrics._boundary_kernels import kernel_view, pair_counts
 
 #: DAVIS default tolerance as a fraction of the image diagonal.
 DEFAULT_BOUND_TH = 0.008
@@ -86,15 +86,10 @@ def _pair_counts(g: np.ndarray, p: np.ndarray, radius: int) -> tuple[int, int, i
 
     Returns ``(intersection, union, n_pred_boundary, pred_matched, n_gt_boundary, gt_matched)``.
     """
-    g8 = np.ascontiguousarray(g).view(np.uint8)
-    p8 = np.ascontiguousarray(p).view(np.uint8)
-    # union_box (region.py) is called from here, not from a kernel: numba's disk cache would
-    # not notice when region.py changes under a caller compiled elsewhere.
-    y0, y1, x0, x1 = union_box(g8, p8)
-    if y1 == 0:
-        return 0, 0, 0, 0, 0, 0
-    inter, union, n_pred, pred_matched, n_gt, gt_matched = box_counts(
-        g8, p8, y0, y1, x0, x1, _disk_half_widths(radius)
+    inter, union, n_pred, pred_matched, n_gt, gt_matched = pair_counts(
+        kernel_view(np.ascontiguousarray(g)),
+        kernel_view(np.ascontiguousarray(p)),
+        _disk_half_widths(radius),
     )
     return int(inter), int(union), int(n_pred), int(pred_matched), int(n_gt), int(gt_matched)
 

@@ -165,7 +165,7 @@ def _trace_pieces_kernel(
     bounds = np.zeros(n_edges + 1, dtype=np.int64)
     orig = np.empty(n_edges, dtype=np.int64)
     end = np.empty(n_edges, dtype=np.int64)
-    n_out = 0
+    n_out = np.int64(0)  # not the literal 0: that would compile _explore_piece_kernel twice
     n_pieces = 0
     # Pieces leaving real junctions (right, down, left, up from each), explored last-in
     # first-out like the reference.
