@@ -117,7 +117,7 @@ def copy_last(context: PropagatorContext) -> CopyLastPropagator:
     return CopyLastPropagator()
 
 
-@PROPAGATORS.register("flow", options=FlowOptions, usage="flow:METHOD")
+@PROPAGATORS.register("flow", options=FlowOptions, usage="flow:METHOD", nested=True)
 def flow(options: FlowOptions, context: PropagatorContext) -> FlowPropagator:
     """Warp by dense optical flow; METHOD: a flow estimator (default dis = dis:ultrafast)."""
     estimator = FLOW_ESTIMATORS.build(
