@@ -13,6 +13,11 @@ from endobench.cli import main
 from endobench.errors import UserError
 from endobench.propagation import build_propagator
 from endobench.propagation.flow import DISFlow, FlowError
+from endobench.propagation.propagators import (
+    BIDIRECTIONAL_PROPAGATION,
+    DEFAULT_PROPAGATION,
+    default_propagation,
+)
 from endobench.registry import FLOW_ESTIMATORS, PROPAGATORS
 
 
@@ -54,6 +59,15 @@ def test_bad_dis_options_are_one_line_user_errors(spec: str, expected: str):
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_default_flow_depends_on_the_direction():
+    assert default_propagation(False) == DEFAULT_PROPAGATION == "flow:dis"
+    assert default_propagation(True) == BIDIRECTIONAL_PROPAGATION
+    forward = build_propagator(DEFAULT_PROPAGATION).estimator
+    offline = build_propagator(BIDIRECTIONAL_PROPAGATION).estimator
+    assert (forward.finest_scale, offline.finest_scale) == (2, 1)  # quarter vs half resolution
+    assert offline.info() == {**forward.info(), "name": offline.name, "finest_scale": 1}
+
+
 def test_patch_stride_beyond_patch_size_is_refused():
     with pytest.raises(FlowError, match=r"^DIS patch_stride 9: expected at most patch_size 8"):
         FLOW_ESTIMATORS.build("dis:ultrafast,patch_stride=9")
@@ -77,6 +91,11 @@ def test_track_command_takes_dis_options(tmp_path: Path, capsys):
     assert (info["finest_scale"], info["refinement_iterations"], info["patch_size"]) == (1, 3, 8)
     (clip,) = record["clips"].values()
     assert clip["frames"] == 6 and np.isfinite(clip["confidence"]).all()
+    # No --propagation: bidirectional (offline) tracking computes DIS at half resolution.
+    assert main([*base, "--bidirectional", "--out", str(tmp_path / "bidi")]) == 0
+    record = json.loads((tmp_path / "bidi" / "track.json").read_text())
+    assert record["parameters"]["propagation"] == BIDIRECTIONAL_PROPAGATION
+    assert record["propagator"]["name"] == "flow:dis:ultrafast,finest_scale=1"
     capsys.readouterr()
     bad = [*base, "--propagation", "flow:dis:fast,stride=2", "--out", str(tmp_path / "bad")]
     assert main(bad) == 2
