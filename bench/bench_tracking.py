@@ -172,7 +172,7 @@ def change_ablation(data: dict[str, list[Clip]], policies: list[str]) -> dict[st
         # bidirectional every:5 / every:10 before -> after: DAVIS 0.970 / 0.939 -> 0.974 / 0.947,
         # CholecSeg8k 0.935 / 0.891 -> 0.936 / 0.893, CVC-ClinicDB 0.533 / 0.365 -> 0.552 / 0.377,
         # synthetic 0.928 / 0.860 -> 0.939 / 0.879; one-step warp-of-truth IoU (flow_quality)
-        # 0.951 -> 0.960, 0.850 -> 0.853, 0.581 -> 0.596, 0.904 -> 0.916.
+        # 0.951 -> 0.960, 0.850 -> 0.853, 0.581 -> 0.596, 0.898 -> 0.910.
         "DIS flow field at half resolution (finest_scale=1; bidirectional default now)": (
             lambda c: FlowPropagator(
                 DISFlow("ultrafast", PROPAGATION_DIS_ITERATIONS, finest_scale=1), fov=c.fov_mask
