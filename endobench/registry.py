@@ -1,8 +1,12 @@
 """One registry per extension point: register by decorator, build from a spec string, list names.
 
-A spec string is ``name``, ``name:ARG`` or ``name:key=value,key=value``. ``ARG`` (no ``=``) is
-the value of the entry's first option field, verbatim (``every:10``, ``list:0,12,30``,
-``flow:dis:medium``); ``key=value`` pairs fill named fields, and ``none`` means ``None``. Options
+A spec string is ``name``, ``name:ARG``, ``name:key=value,key=value`` or
+``name:ARG,key=value,...``. ``ARG`` (no ``=``) is the value of the entry's first option field,
+verbatim (``every:10``, ``list:0,12,30``, ``dis:medium``); ``key=value`` pairs fill named fields,
+and ``none`` means ``None``; when there are pairs, a first item without ``=`` is ``ARG``
+(``dis:medium,finest_scale=1``). An entry registered with ``nested=True`` takes another
+registry's spec as its first field: everything after ``name:`` is that spec, verbatim
+(``flow:dis:medium,finest_scale=1``; ``flow:method=dis`` is the same as ``flow:dis``). Options
 are validated by the entry's pydantic model, so a bad spec is a :class:`SpecError` (a
 :class:`~endobench.errors.UserError`) naming the extension point, the spec and the field::
 
@@ -52,6 +56,7 @@ class Entry(Generic[T]):
     options: type[BaseModel] | None
     usage: str
     module: str
+    nested: bool = False
 
     @property
     def plugin(self) -> str | None:
@@ -116,19 +121,22 @@ class Registry(Generic[T]):
         options: type[BaseModel] | None = None,
         description: str | None = None,
         usage: str | None = None,
+        nested: bool = False,
     ) -> Any:
         """Register ``obj`` under ``name``, or return a decorator that registers what it wraps.
 
         ``description`` defaults to the first line of the object's docstring; ``usage`` (shown in
         listings and error messages) defaults to ``name`` or ``name:FIELD`` for the first option.
+        ``nested``: the first option field is a spec of another registry, given verbatim after
+        ``name:`` (its own ``:``, ``,`` and ``=`` are not parsed here).
         """
         module = str(sys._getframe(1).f_globals.get("__name__", "?"))
         if obj is not None:
-            self._add(name, obj, options, description, usage, module)
+            self._add(name, obj, options, description, usage, module, nested)
             return obj
 
         def decorator(wrapped: T) -> T:
-            self._add(name, wrapped, options, description, usage, module)
+            self._add(name, wrapped, options, description, usage, module, nested)
             return wrapped
 
         return decorator
@@ -141,7 +149,10 @@ class Registry(Generic[T]):
         description: str | None,
         usage: str | None,
         module: str,
+        nested: bool = False,
     ) -> None:
+        if nested and not (options is not None and options.model_fields):
+            raise RegistryError(f"{self.kind} {name!r}: nested=True needs an options model")
         if not name or any(c in name for c in ":=, ") or name != name.strip():
             raise RegistryError(f"{self.kind} name {name!r}: expected a word without ':=, '")
         old = self._entries.get(name)
@@ -155,7 +166,7 @@ class Registry(Generic[T]):
         if usage is None:
             fields = list(options.model_fields) if options is not None else []
             usage = f"{name}:{fields[0].upper()}" if fields else name
-        self._entries[name] = Entry(name, obj, description, options, usage, module)
+        self._entries[name] = Entry(name, obj, description, options, usage, module, nested)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -248,10 +259,15 @@ def _option_values(kind: str, spec: str, entry: Entry[Any], args: str) -> dict[s
     fields = list(entry.options.model_fields)
     if not args.strip():
         return {}
+    if entry.nested:  # another registry's spec: its own syntax, not parsed here
+        return {fields[0]: args.strip().removeprefix(f"{fields[0]}=")}
     if "=" not in args:
         return {fields[0]: args.strip()}
     values: dict[str, Any] = {}
-    for item in args.split(","):
+    items = args.split(",")
+    if "=" not in items[0]:  # name:ARG,key=value: ARG is the first field
+        values[fields[0]] = items.pop(0).strip()
+    for item in items:
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not sep or key not in entry.options.model_fields:
@@ -259,6 +275,8 @@ def _option_values(kind: str, spec: str, entry: Entry[Any], args: str) -> dict[s
                 f"{kind} {spec!r}: unknown or malformed field {item.strip()!r}; expected "
                 f"key=value with keys {', '.join(fields)}"
             )
+        if key in values:
+            raise SpecError(f"{kind} {spec!r}: field {key!r} is given twice")
         values[key] = None if raw.lower() == "none" else raw
     return values
 

@@ -40,7 +40,7 @@ def test_finest_scale_is_named_reported_and_checked():
     assert default.name == "dis:ultrafast" and default.finest_scale == 2  # the preset's level
     assert DISFlow("medium").finest_scale == 1
     finer = FLOW_ESTIMATORS.build("dis:preset=ultrafast,finest_scale=1")
-    assert finer.name == "dis:ultrafast:finest_scale=1"
+    assert finer.name == "dis:ultrafast,finest_scale=1"
     assert finer.info()["finest_scale"] == 1 and finer.iterations == 32
     for bad in (-1, True, 1.5):
         with pytest.raises(FlowError, match="finest_scale"):

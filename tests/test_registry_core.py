@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from endobench.errors import UserError
 from endobench.registry import Registry, RegistryError, SpecError, format_spec
@@ -151,3 +151,52 @@ def test_a_name_unknown_to_another_registry_is_that_registrys_error() -> None:
     with pytest.raises(SpecError) as err:
         propagators.parse("affinity:huge")
     assert str(err.value) == "unknown backbone 'huge'; expected one of small"
+
+
+def test_arg_then_pairs_and_nested_specs() -> None:
+    """``name:ARG,key=value`` fills the first field then named ones; a ``nested=True`` entry takes
+    the whole rest as another registry's spec (its own ``:``, ``,`` and ``=`` untouched)."""
+
+    class FlowEstimatorOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        preset: str = "ultrafast"
+        scale: int | None = None
+
+    estimators: Registry = Registry("flow estimator", "test estimators")
+    estimators.register("dis", lambda o: (o.preset, o.scale), options=FlowEstimatorOptions)
+
+    class FlowOptions(BaseModel):
+        method: str = "dis"
+
+        @field_validator("method")
+        @classmethod
+        def _known(cls, value: str) -> str:
+            estimators.parse(value)
+            return value
+
+    propagators: Registry = Registry("propagator", "test propagators")
+    propagators.register(
+        "flow", lambda o: estimators.build(o.method), options=FlowOptions, nested=True
+    )
+    assert estimators.build("dis:medium,scale=1") == ("medium", 1)
+    assert estimators.build("dis:scale=0,preset=fast") == ("fast", 0)
+    assert propagators.build("flow:dis:medium,scale=1") == ("medium", 1)
+    assert propagators.build("flow:dis:preset=fast,scale=none") == ("fast", None)
+    assert propagators.build("flow") == ("ultrafast", None)
+    # The canonical text of a nested spec parses back to the same options.
+    parsed = propagators.parse("flow:dis:medium,scale=1")
+    assert str(parsed) == "flow:method=dis:medium,scale=1"
+    assert propagators.parse(str(parsed)) == parsed
+    with pytest.raises(SpecError) as err:
+        propagators.parse("flow:dis:medium,sclae=1")
+    assert str(err.value) == (
+        "propagator 'flow:dis:medium,sclae=1': method: flow estimator 'dis:medium,sclae=1': "
+        "unknown or malformed field 'sclae=1'; expected key=value with keys preset, scale "
+        "(usage: flow:METHOD)"
+    )
+    with pytest.raises(SpecError, match=r"'dis:medium,preset=fast': field 'preset' is given twice"):
+        estimators.parse("dis:medium,preset=fast")
+    with pytest.raises(SpecError, match=r"scale: Input should be a valid integer"):
+        estimators.parse("dis:medium,scale=half")
+    with pytest.raises(RegistryError, match="nested=True needs an options model"):
+        propagators.register("bad", lambda: 0, nested=True)

@@ -276,7 +276,9 @@ def real_scores() -> dict[tuple[str, str, bool], float]:
     return out
 
 
-# Measured with the default flow (DIS ultrafast, 32 iterations), GT keyframes every:10, on the
+# Measured with flow:dis (DIS ultrafast, 32 iterations; the forward default, also used backward
+# here: bidirectional's own default, DIS at half resolution, is scored by bench_tracking), GT
+# keyframes every:10, on the
 # first 21 frames of CholecSeg8k and of the 4 DAVIS clips and on CVC-ClinicDB sequences 1-5.
 MEASURED = {
     "cholecseg8k": {"copy": 0.8055, "forward": 0.9143, "bidirectional": 0.8585},

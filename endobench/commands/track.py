@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from typing import get_args
 
     from endobench.propagation.flow_propagation import ConfidenceMode
+    from endobench.propagation.propagators import BIDIRECTIONAL_PROPAGATION, DEFAULT_PROPAGATION
     from endobench.registry import FLOW_ESTIMATORS, KEYFRAME_POLICIES, PROPAGATORS
 
     p = subparsers.add_parser(
@@ -45,8 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--propagation",
-        default="flow:dis",
-        help=f"{PROPAGATORS.forms()}; METHOD: {FLOW_ESTIMATORS.forms()} (default flow:dis)",
+        default=None,
+        help=f"{PROPAGATORS.forms()}; METHOD: {FLOW_ESTIMATORS.forms()} (default "
+        f"{DEFAULT_PROPAGATION}; with --bidirectional {BIDIRECTIONAL_PROPAGATION})",
     )
     p.add_argument(
         "--keyframes", default="every:10",
@@ -188,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from endobench.data.errors import DataError
     from endobench.io_utils import atomic_write_json
     from endobench.propagation.fusion import FusionConfig
+    from endobench.propagation.propagators import default_propagation
     from endobench.propagation.track_clips import track_clips
     from endobench.registry import KEYFRAME_POLICIES, PROPAGATORS
 
@@ -198,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
         policy = KEYFRAME_POLICIES.build(args.keyframes)
     except UserError as exc:
         raise flag("--keyframes", exc) from None
+    if args.propagation is None:
+        args.propagation = default_propagation(args.bidirectional)
     try:
         PROPAGATORS.parse(args.propagation)
     except UserError as exc:

@@ -81,10 +81,20 @@ class DISFlow(FlowEstimator):
     ``PROPAGATION_DIS_ITERATIONS`` (the ``dis`` entry of ``FLOW_ESTIMATORS``). ``finest_scale``:
     the pyramid level the flow field is computed at (0 = full resolution, 1 = half, 2 = quarter);
     None keeps the preset's (2 / 2 / 1): one level finer costs about 3x the flow time.
+    ``patch_size`` / ``patch_stride`` (pixels at each level; presets 8 / 4, 8 / 4, 8 / 3) and
+    ``refinement_iterations`` (variational refinement per level; presets 0 / 5 / 5): None keeps
+    the preset's. ``name`` is the spec that builds it again (``dis:ultrafast,finest_scale=1``).
     """
 
     def __init__(
-        self, preset: str = "fast", iterations: int | None = None, finest_scale: int | None = None
+        self,
+        preset: str = "fast",
+        iterations: int | None = None,
+        finest_scale: int | None = None,
+        *,
+        patch_size: int | None = None,
+        patch_stride: int | None = None,
+        refinement_iterations: int | None = None,
     ) -> None:
         if preset not in _DIS_PRESETS:
             raise FlowError(f"DIS preset {preset!r}: expected one of {sorted(_DIS_PRESETS)}")
@@ -95,21 +105,38 @@ class DISFlow(FlowEstimator):
                 raise FlowError(f"DIS iterations {iterations!r}: expected an integer >= 1")
             self._dis.setGradientDescentIterations(iterations)
         self.iterations = int(self._dis.getGradientDescentIterations())
-        if finest_scale is not None:
-            if (
-                isinstance(finest_scale, bool)
-                or not isinstance(finest_scale, int)
-                or finest_scale < 0
-            ):
-                raise FlowError(
-                    f"DIS finest_scale {finest_scale!r}: expected an integer >= 0 (0 = full resolution)"
-                )
-            self._dis.setFinestScale(finest_scale)
-            self.name += f":finest_scale={finest_scale}"
+        settings = (
+            ("finest_scale", finest_scale, 0, "FinestScale", "0 = full resolution"),
+            ("patch_size", patch_size, 1, "PatchSize", "pixels"),
+            ("patch_stride", patch_stride, 1, "PatchStride", "pixels"),
+            ("refinement_iterations", refinement_iterations, 0, "VariationalRefinementIterations", "0 = none"),
+        )  # fmt: skip
+        for field, value, low, setter, meaning in settings:
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise FlowError(f"DIS {field} {value!r}: expected an integer >= {low} ({meaning})")
+            getattr(self._dis, "set" + setter)(value)
+            self.name += f",{field}={value}"
         self.finest_scale = int(self._dis.getFinestScale())
+        self.patch_size = int(self._dis.getPatchSize())
+        self.patch_stride = int(self._dis.getPatchStride())
+        self.refinement_iterations = int(self._dis.getVariationalRefinementIterations())
+        if self.patch_stride > self.patch_size:
+            raise FlowError(
+                f"DIS patch_stride {self.patch_stride}: expected at most patch_size "
+                f"{self.patch_size} (patches must cover the image)"
+            )
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "iterations": self.iterations, "finest_scale": self.finest_scale}
+        return {
+            **super().info(),
+            "iterations": self.iterations,
+            "finest_scale": self.finest_scale,
+            "patch_size": self.patch_size,
+            "patch_stride": self.patch_stride,
+            "refinement_iterations": self.refinement_iterations,
+        }
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         prev, nxt = to_gray(prev), to_gray(nxt)
@@ -257,8 +284,8 @@ def _no_weights(name: str, weights: str | Path | None) -> None:
 
 
 class DISOptions(BaseModel):
-    """``dis:PRESET``; plain ``dis`` is the ultrafast preset (bench/bench_tracking.py: as accurate
-    as ``fast`` on the shared samples, and faster)."""
+    """``dis:PRESET[,key=value...]``; plain ``dis`` is the ultrafast preset (bench/bench_tracking.py:
+    as accurate as ``fast`` on the shared samples, and faster). Unset fields keep the preset's."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -269,9 +296,17 @@ class DISOptions(BaseModel):
     # None: the preset's level (ultrafast 2 = quarter resolution); 1 buys J&F on every shared
     # sample at about 3x the flow time (bench/bench_tracking.py "what_each_change_bought").
     finest_scale: int | None = Field(default=None, ge=0)
+    patch_size: int | None = Field(default=None, ge=1)
+    patch_stride: int | None = Field(default=None, ge=1)
+    refinement_iterations: int | None = Field(default=None, ge=0)
 
 
-@FLOW_ESTIMATORS.register("dis", options=DISOptions, usage="dis | dis:ultrafast|fast|medium")
+@FLOW_ESTIMATORS.register(
+    "dis",
+    options=DISOptions,
+    usage="dis | dis:ultrafast|fast|medium[,finest_scale=N,patch_size=N,patch_stride=N,"
+    "refinement_iterations=N,iterations=N]",
+)
 def dis(
     options: DISOptions,
     weights: str | Path | None = None,
@@ -280,7 +315,14 @@ def dis(
 ) -> DISFlow:
     """OpenCV Dense Inverse Search (the fast CPU default), run to convergence."""
     _no_weights(f"dis:{options.preset}", weights)
-    return DISFlow(options.preset, iterations=options.iterations, finest_scale=options.finest_scale)
+    return DISFlow(
+        options.preset,
+        iterations=options.iterations,
+        finest_scale=options.finest_scale,
+        patch_size=options.patch_size,
+        patch_stride=options.patch_stride,
+        refinement_iterations=options.refinement_iterations,
+    )
 
 
 @FLOW_ESTIMATORS.register("farneback")

@@ -25,6 +25,19 @@ from endobench.propagation.flow_propagation import (
 )
 from endobench.registry import BACKBONES, FLOW_ESTIMATORS, PROPAGATORS, SpecError
 
+DEFAULT_PROPAGATION = "flow:dis"
+# Bidirectional propagation is the offline mode (two flows per frame anyway): it computes DIS at
+# half instead of quarter resolution, about 3x the flow time for the best one-step warp of the
+# truth and J&F on every real sample (bench/bench_tracking.py "flow_quality" and
+# "what_each_change_bought"). Forward propagation keeps the fast default.
+BIDIRECTIONAL_PROPAGATION = "flow:dis:ultrafast,finest_scale=1"
+
+
+def default_propagation(bidirectional: bool) -> str:
+    """The propagator spec used when none is given: ``BIDIRECTIONAL_PROPAGATION`` for
+    bidirectional tracking, else ``DEFAULT_PROPAGATION``."""
+    return BIDIRECTIONAL_PROPAGATION if bidirectional else DEFAULT_PROPAGATION
+
 
 @dataclass(frozen=True)
 class PropagatorContext:
@@ -117,7 +130,7 @@ def copy_last(context: PropagatorContext) -> CopyLastPropagator:
     return CopyLastPropagator()
 
 
-@PROPAGATORS.register("flow", options=FlowOptions, usage="flow:METHOD")
+@PROPAGATORS.register("flow", options=FlowOptions, usage="flow:METHOD", nested=True)
 def flow(options: FlowOptions, context: PropagatorContext) -> FlowPropagator:
     """Warp by dense optical flow; METHOD: a flow estimator (default dis = dis:ultrafast)."""
     estimator = FLOW_ESTIMATORS.build(

@@ -18,6 +18,7 @@ from endobench.propagation.keyframes import KeyframePolicy
 from endobench.propagation.propagators import (
     PropagatorContext,
     build_propagator,
+    default_propagation,
     describe_propagator,
 )
 from endobench.propagation.tracker import (
@@ -37,7 +38,7 @@ def interactive() -> bool:
 
 def track_clips(
     clips: Sequence[Clip],
-    propagation: str = "flow:dis",
+    propagation: str | None = None,
     keyframes: str | KeyframePolicy = "every:10",
     *,
     keyframe_source: KeyframeSource = "gt",
@@ -57,12 +58,15 @@ def track_clips(
     """Track each clip; yields ``(clip, result)`` as soon as a clip is done.
 
     ``propagation`` / ``keyframes``: specs (``PROPAGATORS`` / ``KEYFRAME_POLICIES``; a policy
-    may be given built), validated before any clip is read. ``bidirectional``: also propagate backward from the next
+    may be given built), validated before any clip is read; ``propagation=None`` is
+    ``default_propagation(bidirectional)`` (``flow:dis``; bidirectional: DIS at half resolution). ``bidirectional``: also propagate backward from the next
     keyframe and fuse (``propagation.bidirectional``). ``progress``: a per-frame tqdm bar (widgets
     in Jupyter); None = on when interactive. ``sinks(clip)``: a ``sink(t, mask)`` for that clip
     (e.g. a PNG writer) or None; ``keep_masks`` as in ``track``. ``result.meta["propagator"]``
     holds the propagator's name and weights provenance.
     """
+    if propagation is None:
+        propagation = default_propagation(bidirectional)
     PROPAGATORS.parse(propagation)
     PropagatorContext(flow_confidence=flow_confidence)
     policy = KEYFRAME_POLICIES.build(keyframes) if isinstance(keyframes, str) else keyframes
@@ -89,7 +93,7 @@ def track_clips(
 
 def track_and_score(
     clips: Sequence[Clip],
-    propagation: str = "flow:dis",
+    propagation: str | None = None,
     keyframes: str | KeyframePolicy = "every:10",
     metrics: tuple[str, ...] = ("jf",),
     **options,
