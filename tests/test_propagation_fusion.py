@@ -70,3 +70,13 @@ def test_temporal_fusion_blends_segmenter_by_confidence():
     assert fusion(prop, conf, seg).tolist() == [[1, 0]]
     with pytest.raises(ValidationError):
         FusionConfig(keep=0.6)
+
+
+@pytest.mark.parametrize("classes", [1, 3, 7, 13, 256])
+def test_labels_from_probs_is_argmax_with_ties_to_the_lower_id(classes):
+    rng = np.random.default_rng(classes)
+    probs = rng.random((classes, 19, 23)).astype(np.float32)
+    probs[:, :6] = np.round(probs[:, :6] * 3) / 3  # many exact ties
+    strided = np.moveaxis(np.ascontiguousarray(np.moveaxis(probs, 0, -1)), -1, 0)
+    for p in (probs, strided, probs.astype(np.float64)):
+        np.testing.assert_array_equal(labels_from_probs(p), p.argmax(axis=0).astype(np.uint8))

@@ -6,6 +6,7 @@ Pure functions do the maths (``fuse_probs``, ``labels_from_probs``, ``hysteresis
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,11 +49,29 @@ def fuse_probs(
 
 
 def labels_from_probs(probs: np.ndarray) -> np.ndarray:
-    """``C x H x W`` probabilities -> ``H x W`` uint8 labels (argmax; ties go to the lower id)."""
+    """``C x H x W`` probabilities -> ``H x W`` uint8 labels (argmax; ties go to the lower id).
+
+    Probabilities are numbers (no NaN), as every propagator and fusion here gives them.
+    """
     if probs.shape[0] == 2:
         # Two classes: one comparison instead of a strided argmax (the tracker's hot path).
         return np.greater(probs[1], probs[0]).view(np.uint8)
-    return probs.argmax(axis=0).astype(np.uint8)
+    if probs.shape[0] > 256 or probs.size == 0 or probs.dtype not in (np.float32, np.float64):
+        return probs.argmax(axis=0).astype(np.uint8)
+    # A running maximum over the channels in id order, on contiguous planes: about 10x faster
+    # than numpy's argmax over the strided channel axis (2 vs 20 ms for 7 x 480 x 854). Where
+    # channel c beats every lower id strictly, the label becomes c, which is above every label so
+    # far: so the new label is max(label, c where it wins, else 0), ties stay with the lower id.
+    best = probs[0].copy()
+    labels = np.zeros(probs.shape[1:], np.uint8)
+    wins = np.empty(probs.shape[1:], np.uint8)
+    for c in range(1, probs.shape[0]):
+        channel = np.ascontiguousarray(probs[c])
+        cv2.compare(channel, best, cv2.CMP_GT, dst=wins)  # 255 where it wins, else 0
+        cv2.min(wins, c, dst=wins)  # type: ignore[call-overload]  # the stubs want an array for the scalar
+        cv2.max(labels, wins, dst=labels)
+        cv2.max(best, channel, dst=best)
+    return labels
 
 
 def hysteresis_labels(probs: np.ndarray, previous: np.ndarray, keep: float) -> np.ndarray:
