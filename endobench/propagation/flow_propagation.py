@@ -272,8 +272,7 @@ class FlowPropagator:
                     continue
                 block = buf.block[: rb - ra, : cb - ca]
                 sampled = cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER)
-                for j in range(key.shape[2]):
-                    roi[1 + 4 * b + j] = sampled[..., j]
+                cv2.split(sampled, list(roi[1 + 4 * b : 1 + 4 * b + key.shape[2]]))
             objects = roi[1:]
             objects *= okf[ra:rb, ca:cb]
             background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
