@@ -96,17 +96,23 @@ def test_backward_worker_keeps_the_order_with_hysteresis_and_forward_only_frames
     assert not workers_alive()
 
 
+def fail_on_call(obj: object, method: str, call: int, message: str) -> None:
+    """Make ``obj.method`` raise ``RuntimeError(message)`` on its ``call``-th call."""
+    calls = []
+    original = getattr(type(obj), method)
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise RuntimeError(message)
+        return original(obj, *args, **kwargs)
+
+    setattr(obj, method, failing)
+
+
 def test_a_failing_backward_pass_surfaces_its_error_and_does_not_hang(chole):
     backward = build_propagator("flow:dis")
-    steps = []
-
-    def step(frame, motion=None):
-        steps.append(1)
-        if len(steps) == 3:
-            raise RuntimeError("backward pass failed on purpose")
-        return type(backward).step(backward, frame, motion)
-
-    backward.step = step  # type: ignore[method-assign]
+    fail_on_call(backward, "step", 3, "backward pass failed on purpose")
     with pytest.raises(RuntimeError, match="on purpose"):
         track(
             chole, build_propagator("flow:dis"), KEYFRAME_POLICIES.build("every:5"),
@@ -144,15 +150,7 @@ def test_a_failing_read_surfaces_at_its_frame_and_stops_the_workers(chole):
 
 def test_a_failing_flow_worker_surfaces_its_error_and_does_not_hang(chole):
     propagator = build_propagator("flow:dis")
-    calls = []
-
-    def prepare(prev, frame):
-        calls.append(1)
-        if len(calls) == 4:
-            raise RuntimeError("flow worker failed on purpose")
-        return type(propagator).prepare(propagator, prev, frame)
-
-    propagator.prepare = prepare  # type: ignore[method-assign]
+    fail_on_call(propagator, "prepare", 4, "flow worker failed on purpose")
     with pytest.raises(RuntimeError, match="on purpose"):
         track(chole, propagator, KEYFRAME_POLICIES.build("first"), progress=False, read_ahead=2)
     assert not workers_alive()
