@@ -92,10 +92,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def encode_palette_png(labels: np.ndarray) -> bytes:
     """An ``H x W`` label map (values 0..255) as the bytes of a DAVIS palette PNG.
 
-    A mask of labels 0 and 1 is written with 1 bit per pixel (a 2-colour palette), anything else
-    with 8: any PNG reader gives back the same palette indices, and an eighth of the bytes to
-    compress makes the common one-object mask about 9x faster to encode (0.12 vs 1.07 ms at
-    480 x 854). 2 and 4 bits gain nothing: packing them costs what compressing saves.
+    The fewest bits per pixel that hold the largest label are written (1 for 0/1 masks, 2 up to
+    label 3, 4 up to 15, else 8, each with a palette of that many colours): any PNG reader gives
+    back the same palette indices, and fewer bytes to compress make the common masks 3-9x faster
+    to encode (480 x 854: one object 0.12 vs 1.07 ms, two objects about 0.3 vs 1.06 ms).
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.size == 0:
@@ -104,8 +104,9 @@ def encode_palette_png(labels: np.ndarray) -> bytes:
         raise ValueError("label values must lie in 0..255")
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     h, w = labels.shape
-    bits = 1 if int(labels.max()) <= 1 else 8
-    rows = np.packbits(labels, axis=1) if bits == 1 else labels  # PNG: MSB first, as packbits
+    top = int(labels.max())
+    bits = next(b for b in (1, 2, 4, 8) if top < 1 << b)
+    rows = _pack_rows(labels, bits)
     scanlines = np.zeros((h, rows.shape[1] + 1), np.uint8)  # filter byte 0 (none) per row
     scanlines[:, 1:] = rows
     header = struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0)  # colour type 3: palette
@@ -118,6 +119,27 @@ def encode_palette_png(labels: np.ndarray) -> bytes:
             _chunk(b"IEND", b""),
         )
     )
+
+
+# Packing 8 // bits pixels per byte, first pixel in the high bits (as PNG wants), by one integer
+# multiply per little-endian word: labels below 2**bits land in disjoint bit fields, so no carry
+# crosses them, and the top byte of the (wrapping) product is the packed byte.
+_PACK_WORDS = {2: (np.uint32, (1 << 30) | (1 << 20) | (1 << 10) | 1), 4: (np.uint16, (1 << 12) | 1)}
+
+
+def _pack_rows(labels: np.ndarray, bits: int) -> np.ndarray:
+    """``H x W`` uint8 labels below ``2**bits`` as PNG scanline bytes of ``bits`` per pixel."""
+    if bits == 8:
+        return labels
+    if bits == 1:
+        return np.packbits(labels, axis=1)  # MSB first, as PNG
+    word, magic = _PACK_WORDS[bits]
+    size = np.dtype(word).itemsize  # pixels per byte
+    h, w = labels.shape
+    words = np.zeros((h, -(-w // size)), word)
+    words.view(np.uint8)[:, :w] = labels
+    np.multiply(words, word(magic), out=words)
+    return words.view(np.uint8)[:, size - 1 :: size]
 
 
 def write_palette_png(path: str | Path, labels: np.ndarray, atomic: bool = True) -> None:
