@@ -1,14 +1,17 @@
 """FlowPropagator samples the keyframe only where a position can reach an object: the values are
 bit-identical to sampling every pixel (the reach test switched off), on rough flows, several
-stripes, both channel-group sizes, objects at the border, a field of view and empty keyframes."""
+stripes, both channel-group sizes, objects at the border, a field of view and empty keyframes;
+the step's ``support`` box holds every pixel that is not exactly background, so labels and the
+mean confidence computed inside it are the same as over the whole frame."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from endobench.propagation import FlowEstimator, FlowPropagator, one_hot
+from endobench.propagation import FlowEstimator, FlowPropagator, labels_from_probs, one_hot
 from endobench.propagation import flow_propagation as fp
+from endobench.propagation.tracker import mean_inside, step_labels
 
 H, W = 150, 90  # three stripes of 64 rows (the last one short)
 
@@ -54,7 +57,25 @@ def run(labels: np.ndarray, classes: int, seed: int, fov: np.ndarray | None, dri
     prop.reset(clip[0], probs)
     reach = prop._reach
     steps = [prop.step(f) for f in clip[1:]]
+    check_support(steps)
     return reach, [(s.probs.copy(), s.confidence.copy()) for s in steps]
+
+
+def check_support(steps) -> None:
+    """Outside each step's support box the probabilities are exactly background, and labels and
+    mean confidence inside it equal those of the whole frame."""
+    for step in steps:
+        labels = labels_from_probs(step.probs)
+        np.testing.assert_array_equal(step_labels(step), labels)
+        assert mean_inside(step.confidence, labels, step.support) == mean_inside(
+            step.confidence, labels
+        )
+        if step.support is None:
+            continue
+        r0, r1, c0, c1 = step.support
+        outside = np.ones((H, W), bool)
+        outside[r0:r1, c0:c1] = False
+        assert np.all(step.probs[0][outside] == 1.0) and not step.probs[1:, outside].any()
 
 
 @pytest.mark.parametrize("classes", [2, 6, 9])  # one group of 1, groups of 4 + 1, 4 + 4
@@ -85,6 +106,10 @@ def test_reach_test_changes_no_value(monkeypatch, classes, rows, cols, drift):
 
 def test_no_object_gives_exact_background_and_large_objects_skip_the_test():
     empty = np.zeros((H, W), np.uint8)
+    prop = FlowPropagator(RoughFlow(1, 2.0))
+    clip = frames(1, 3)
+    prop.reset(clip[0], one_hot(empty, 3))
+    assert [prop.step(f).support for f in clip[1:]] == [(0, 0, 0, 0)] * 2
     reach, steps = run(empty, 3, 1, None, 2.0)
     assert reach == "none"
     for probs, confidence in steps:

@@ -14,10 +14,14 @@ class PropagationStep:
 
     probs: ``C x H x W`` float32 class probabilities (channel 0 = background; columns sum to 1).
     confidence: ``H x W`` float32 in [0, 1], how much the propagated label at each pixel is trusted.
+    support: rows ``r0:r1`` and columns ``c0:c1`` outside which ``probs`` is exactly background
+    (1 on channel 0, 0 on the others), so labels need only be computed inside; an empty box when
+    every pixel is background; None when no such box is known.
     """
 
     probs: np.ndarray
     confidence: np.ndarray
+    support: tuple[int, int, int, int] | None = None
 
 
 @runtime_checkable

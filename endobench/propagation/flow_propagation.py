@@ -227,6 +227,7 @@ class FlowPropagator:
         track = buf.track[1] if source is buf.track[0] else buf.track[0]
         probs = np.empty((self._classes, h, w), np.float32)  # fresh: returned
         conf_out = np.empty((h, w), np.float32)  # fresh: returned
+        top, bottom, left, right = h, 0, w, 0  # the union of the stripes' sampled rectangles
         # Every output pixel depends on the sources only, so the frame is done in stripes of
         # rows whose temporaries stay in the CPU cache (same values as one whole-frame pass).
         for r0 in range(0, h, buf.rows):
@@ -263,16 +264,19 @@ class FlowPropagator:
             if rect is None:
                 continue
             ra, rb, ca, cb = rect
+            top, bottom = min(top, r0 + ra), max(bottom, r0 + rb)
+            left, right = min(left, ca), max(right, cb)
             xs, ys = x[ra:rb, ca:cb], y[ra:rb, ca:cb]
             roi = stripe[:, ra:rb, ca:cb]
             # Sample the keyframe once through the chained positions: no diffusion over steps.
             for b, key in enumerate(self._key):
+                planes = list(roi[1 + 4 * b : 5 + 4 * b])
                 if key.shape[2] == 1:
-                    cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=roi[1 + 4 * b], **_ZERO_BORDER)
+                    cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=planes[0], **_ZERO_BORDER)
                     continue
                 block = buf.block[: rb - ra, : cb - ca]
                 sampled = cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER)
-                cv2.split(sampled, list(roi[1 + 4 * b : 1 + 4 * b + key.shape[2]]))
+                cv2.split(sampled, planes)
             objects = roi[1:]
             objects *= okf[ra:rb, ca:cb]
             background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
@@ -285,7 +289,10 @@ class FlowPropagator:
         self.timings["flow"] += flow_s
         self.timings["warp"] += warp_s + t4 - t1
         self.timings["confidence"] += conf_s
-        return PropagationStep(probs=probs, confidence=conf_out)
+        support = (top, bottom, left, right) if bottom > top else (0, 0, 0, 0)
+        return PropagationStep(
+            probs=probs, confidence=conf_out, support=None if support == (0, h, 0, w) else support
+        )
 
 
 _ZERO_BORDER = {"borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}

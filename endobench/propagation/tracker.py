@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from endobench.data.clip import VOID_ID, Clip
-from endobench.propagation.base import Propagator, Segmenter, one_hot
+from endobench.propagation.base import PropagationStep, Propagator, Segmenter, one_hot
 from endobench.propagation.fusion import FusionConfig, TemporalFusion, labels_from_probs
 from endobench.propagation.keyframes import (
     BUDGET_WINDOW,
@@ -121,11 +121,33 @@ def clip_class_ids(clip: Clip) -> list[int]:
     return [int(k) for k in clip.classes if int(k) != clip.void_id]
 
 
-def mean_inside(confidence: np.ndarray, labels: np.ndarray) -> float:
-    """Mean confidence over labelled (non-zero) pixels, over all pixels if there are none."""
-    if cv2.countNonZero(labels):
-        return float(cv2.mean(confidence, mask=labels)[0])
+def mean_inside(
+    confidence: np.ndarray, labels: np.ndarray, support: tuple[int, int, int, int] | None = None
+) -> float:
+    """Mean confidence over labelled (non-zero) pixels, over all pixels if there are none.
+
+    ``support``: rows ``r0:r1``, columns ``c0:c1`` holding every labelled pixel (None: anywhere);
+    the mean is the same (OpenCV adds the masked pixels in the same order), only cheaper.
+    """
+    inner = (
+        (slice(None),) * 2
+        if support is None
+        else np.s_[support[0] : support[1], support[2] : support[3]]
+    )
+    if cv2.countNonZero(labels[inner]):
+        return float(cv2.mean(confidence[inner], mask=labels[inner])[0])
     return float(confidence.mean())
+
+
+def step_labels(step: PropagationStep) -> np.ndarray:
+    """``labels_from_probs(step.probs)``, computed only inside ``step.support`` (same labels)."""
+    if step.support is None:
+        return labels_from_probs(step.probs)
+    r0, r1, c0, c1 = step.support
+    labels = np.zeros(step.probs.shape[1:], np.uint8)
+    if r1 > r0 and c1 > c0:
+        labels[r0:r1, c0:c1] = labels_from_probs(step.probs[:, r0:r1, c0:c1])
+    return labels
 
 
 class Tracker:
@@ -214,7 +236,7 @@ class Tracker:
             conf_now = drift = None
             if self.policy.needs_confidence:
                 step = self._propagate(frame, motion)
-                conf_now = mean_inside(step.confidence, labels_from_probs(step.probs))
+                conf_now = mean_inside(step.confidence, step_labels(step), step.support)
             if self.policy.needs_drift and self._key_thumb is not None:
                 t0 = time.perf_counter()
                 drift = appearance_drift(self._key_thumb, thumbnail(frame))
@@ -240,9 +262,10 @@ class Tracker:
         t0 = time.perf_counter()
         if self.labeller is not None:
             labels = self.labeller(step.probs, step.confidence, seg)
+            support = None
         else:
-            labels = labels_from_probs(step.probs)
-        conf = mean_inside(step.confidence, labels)
+            labels, support = step_labels(step), step.support
+        conf = mean_inside(step.confidence, labels, support)
         self.timings["fusion"] += time.perf_counter() - t0
         return FrameResult(labels, False, conf, t, step.probs, step.confidence, seg)
 
