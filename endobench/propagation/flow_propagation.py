@@ -139,11 +139,10 @@ class FlowPropagator:
         inside = np.ones(shape, np.float32) if self.fov is None else self.fov.astype(np.float32)
         self._classes = probs.shape[0]
         # Only the object channels are sampled (background is their complement), zero outside
-        # the field of view, in groups of at most 4 (cv2.remap interpolates them in one pass).
-        self._key = [
-            np.ascontiguousarray(np.moveaxis(probs[k : k + 4] * inside, 0, -1))
-            for k in range(1, self._classes, 4)
-        ]
+        # the field of view, in groups of 4 (cv2.remap interpolates them in one pass); a group of
+        # 2 or 3 is padded with zero channels, as 4 are cheaper to sample (and 2 would take
+        # OpenCV's slower path, with weights rounded to 1/32 pixel); a last single one stays 1.
+        self._key = [_key_group(probs[k : k + 4] * inside) for k in range(1, self._classes, 4)]
         self._reach = _reach_bounds(self._key, shape)
         if self._buffers is None or self._buffers.shape != shape:
             self._buffers = _StepBuffers(shape)
@@ -276,7 +275,8 @@ class FlowPropagator:
                     continue
                 block = buf.block[: rb - ra, : cb - ca]
                 sampled = cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER)
-                cv2.split(sampled, planes)
+                padding = [plane[: rb - ra, : cb - ca] for plane in buf.padding[: 4 - len(planes)]]
+                cv2.split(sampled, planes + padding)
             objects = roi[1:]
             objects *= okf[ra:rb, ca:cb]
             background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
@@ -306,6 +306,15 @@ REACH_MAX_SHARE = 0.5
 # Box (x0, x1, y0, y1) of the positions that can reach an object: None for every position (the
 # test is skipped), or "none" when the keyframe has no object.
 _Reach = tuple[float, float, float, float] | Literal["none"] | None
+
+
+def _key_group(channels: np.ndarray) -> np.ndarray:
+    """``n x H x W`` (n <= 4) object probabilities -> ``H x W x 1`` or, padded with zero
+    channels, ``H x W x 4`` float32 (see ``FlowPropagator.reset``)."""
+    group = np.zeros((*channels.shape[1:], 1 if channels.shape[0] == 1 else 4), np.float32)
+    for c, channel in enumerate(channels):
+        group[..., c] = channel
+    return group
 
 
 def _reach_bounds(key: list[np.ndarray], shape: tuple[int, int]) -> _Reach:
@@ -356,6 +365,7 @@ class _StepBuffers:
         width = shape[1]
         self.track = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
         self.planes = [np.empty((rows, width), np.float32) for _ in range(4)]
+        self.padding = [np.empty((rows, width), np.float32) for _ in range(3)]  # key padding
         self.ok = np.empty((rows, width), bool)
         self.okf = np.empty((rows, width), np.float32)
         self.scale = np.empty((rows, width), np.float32)
