@@ -118,12 +118,10 @@ class FlowPropagator:
         self._prev_gray: np.ndarray | None = None
         self._prev_frame: np.ndarray | None = None  # previous frame as given (Motion check)
         self._prepared: tuple[np.ndarray, np.ndarray] | None = None  # (frame, gray) last prepared
-        # Keyframe object probabilities, H x W x n (n <= 4) float32 groups (see ``reset``).
-        self._key: list[np.ndarray] | None = None
+        # Keyframe object probabilities as sampled (see ``_plan_keys``).
+        self._keys: list[_Key] | None = None
         self._buffers: _StepBuffers | None = None
         self._classes = 0
-        # Positions whose samples can touch a keyframe object (``_reach_bounds``).
-        self._reach: _Reach = None
         # H x W x 4 per current pixel: keyframe position x, y; accumulated confidence; validity.
         self._track: np.ndarray | None = None
 
@@ -139,11 +137,8 @@ class FlowPropagator:
         inside = np.ones(shape, np.float32) if self.fov is None else self.fov.astype(np.float32)
         self._classes = probs.shape[0]
         # Only the object channels are sampled (background is their complement), zero outside
-        # the field of view, in groups of 4 (cv2.remap interpolates them in one pass); a group of
-        # 2 or 3 is padded with zero channels, as 4 are cheaper to sample (and 2 would take
-        # OpenCV's slower path, with weights rounded to 1/32 pixel); a last single one stays 1.
-        self._key = [_key_group(probs[k : k + 4] * inside) for k in range(1, self._classes, 4)]
-        self._reach = _reach_bounds(self._key, shape)
+        # the field of view (``_plan_keys``).
+        self._keys = _plan_keys(probs[1:] * inside)
         if self._buffers is None or self._buffers.shape != shape:
             self._buffers = _StepBuffers(shape)
         track = self._buffers.track[0]
@@ -206,7 +201,7 @@ class FlowPropagator:
 
         ``motion``: ``prepare(previous frame, frame)`` computed ahead (None: computed here).
         """
-        if self._track is None or self._key is None or self._prev_frame is None:
+        if self._track is None or self._keys is None or self._prev_frame is None:
             raise RuntimeError(f"{self.name}: step() called before reset()")
         assert self._prev_gray is not None and self._buffers is not None
         frame = np.asarray(frame)
@@ -255,30 +250,34 @@ class FlowPropagator:
             cv2.merge((x, y, stripe_conf, okf), tracked)
             # Only pixels whose position reaches a keyframe object can sample one; elsewhere
             # the samples are exactly 0 (zeros interpolated), so background is exactly 1.
-            rect = _reaching(x, y, self._reach, buf.inside[:n], buf.ok[:n])
+            rects = _key_rects(x, y, self._keys, buf)
             stripe = probs[:, r0:r1]
-            if rect != (0, n, 0, w):
+            whole = sum(key.count for key, rect in rects if rect == (0, n, 0, w))
+            if whole < self._classes - 1:  # some object channel is not sampled everywhere
                 stripe[1:] = 0.0
                 stripe[0] = 1.0
-            if rect is None:
+            if not rects:
                 continue
-            ra, rb, ca, cb = rect
+            ra, rb = min(r[1][0] for r in rects), max(r[1][1] for r in rects)
+            ca, cb = min(r[1][2] for r in rects), max(r[1][3] for r in rects)
             top, bottom = min(top, r0 + ra), max(bottom, r0 + rb)
             left, right = min(left, ca), max(right, cb)
-            xs, ys = x[ra:rb, ca:cb], y[ra:rb, ca:cb]
-            roi = stripe[:, ra:rb, ca:cb]
             # Sample the keyframe once through the chained positions: no diffusion over steps.
-            for b, key in enumerate(self._key):
-                planes = list(roi[1 + 4 * b : 5 + 4 * b])
-                if key.shape[2] == 1:
-                    cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=planes[0], **_ZERO_BORDER)
-                    continue
-                block = buf.block[: rb - ra, : cb - ca]
-                sampled = cv2.remap(key, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER)
-                padding = [plane[: rb - ra, : cb - ca] for plane in buf.padding[: 4 - len(planes)]]
-                cv2.split(sampled, planes + padding)
-            objects = roi[1:]
-            objects *= okf[ra:rb, ca:cb]
+            for key, (ka, kb, kc, kd) in rects:
+                xs, ys = x[ka:kb, kc:kd], y[ka:kb, kc:kd]
+                planes = list(stripe[key.first : key.first + key.count, ka:kb, kc:kd])
+                if key.probs.shape[2] == 1:
+                    cv2.remap(key.probs, xs, ys, cv2.INTER_LINEAR, dst=planes[0], **_ZERO_BORDER)
+                else:
+                    block = buf.block[: kb - ka, : kd - kc]
+                    sampled = cv2.remap(
+                        key.probs, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER
+                    )
+                    padding = [plane[: kb - ka, : kd - kc] for plane in buf.padding[key.count :]]
+                    cv2.split(sampled, planes + padding)
+                for plane in planes:
+                    plane *= okf[ka:kb, kc:kd]
+            roi = stripe[:, ra:rb, ca:cb]
             background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
             for channel in roi[2:]:
                 background -= channel
@@ -303,56 +302,124 @@ REACH_MARGIN = 2.0
 # frame; a larger box would leave little to skip for the cost of the test.
 REACH_MAX_SHARE = 0.5
 
-# Box (x0, x1, y0, y1) of the positions that can reach an object: None for every position (the
-# test is skipped), or "none" when the keyframe has no object.
-_Reach = tuple[float, float, float, float] | Literal["none"] | None
+# Box (x0, x1, y0, y1) of the positions that can reach a key's objects: None for every position
+# (the test is skipped).
+_Box = tuple[float, float, float, float] | None
+# Sampling one 4-channel group costs about this many single-channel samplings per pixel
+# (cv2.remap + split, 480 x 854): objects are sampled one by one when that is cheaper.
+GROUP_COST = 2.5
 
 
-def _key_group(channels: np.ndarray) -> np.ndarray:
-    """``n x H x W`` (n <= 4) object probabilities -> ``H x W x 1`` or, padded with zero
-    channels, ``H x W x 4`` float32 (see ``FlowPropagator.reset``)."""
-    group = np.zeros((*channels.shape[1:], 1 if channels.shape[0] == 1 else 4), np.float32)
-    for c, channel in enumerate(channels):
-        group[..., c] = channel
-    return group
+@dataclass(frozen=True)
+class _Key:
+    """Object channels ``first .. first + count - 1`` of the keyframe, as one remap samples them:
+    ``probs`` ``H x W x 1`` or (2-4 channels, padded with zero channels) ``H x W x 4`` float32;
+    ``reach``: the box of positions that can reach them."""
+
+    first: int
+    count: int
+    probs: np.ndarray
+    reach: _Box
 
 
-def _reach_bounds(key: list[np.ndarray], shape: tuple[int, int]) -> _Reach:
-    """Box of the positions whose samples can touch a keyframe object (see ``_Reach``)."""
-    support = np.zeros(shape, bool)
-    for group in key:
-        support |= np.any(group != 0, axis=2)
-    rows = np.flatnonzero(support.any(axis=1))
+def _plan_keys(objects: np.ndarray) -> list[_Key]:
+    """``K x H x W`` object probabilities -> the keys ``step`` samples.
+
+    Groups of 4 channels in id order (one 4-channel remap costs less than 2-4 single ones, and
+    2 channels would take OpenCV's slower path, with weights rounded to 1/32 pixel), or one key
+    per object when the objects' boxes are small enough that sampling each inside its own box
+    is cheaper. Both give the same values: outside its box a key's samples are exactly 0, and
+    channels no key holds (objects that are zero everywhere) stay 0.
+    """
+    count = objects.shape[0]
+    shape = objects.shape[1:]
+    boxes = [_support_box(channel) for channel in objects]
+    groups = [
+        (g, min(count, g + 4), _union(boxes[g : g + 4], shape))
+        for g in range(0, count, 4)
+        if any(box != "none" for box in boxes[g : g + 4])
+    ]
+    live = [k for k, box in enumerate(boxes) if box != "none"]
+    one_by_one = sum(_area(boxes[k], shape) for k in live)
+    grouped = sum(_area(box, shape) * (GROUP_COST if b - a > 1 else 1.0) for a, b, box in groups)
+    if one_by_one < grouped:
+        return [_Key(1 + k, 1, objects[k][..., None].copy(), boxes[k]) for k in live]  # type: ignore[arg-type]
+    keys = []
+    for a, b, box in groups:
+        probs = np.zeros((*shape, 1 if b - a == 1 else 4), np.float32)
+        for c in range(a, b):
+            probs[..., c - a] = objects[c]
+        keys.append(_Key(1 + a, b - a, probs, box))
+    return keys
+
+
+def _support_box(channel: np.ndarray) -> _Box | Literal["none"]:
+    """The box of positions whose samples can touch the non-zero pixels of ``channel`` (``H x W``):
+    its bounding box plus ``REACH_MARGIN``; "none" when it is zero everywhere."""
+    rows = np.flatnonzero(channel.any(axis=1))
     if rows.size == 0:
         return "none"
-    cols = np.flatnonzero(support.any(axis=0))
-    x0, x1 = cols[0] - REACH_MARGIN, cols[-1] + REACH_MARGIN
-    y0, y1 = rows[0] - REACH_MARGIN, rows[-1] + REACH_MARGIN
-    if (x1 - x0) * (y1 - y0) > REACH_MAX_SHARE * shape[0] * shape[1]:
+    cols = np.flatnonzero(channel.any(axis=0))
+    box = (
+        float(cols[0] - REACH_MARGIN),
+        float(cols[-1] + REACH_MARGIN),
+        float(rows[0] - REACH_MARGIN),
+        float(rows[-1] + REACH_MARGIN),
+    )
+    return None if _area(box, channel.shape) > REACH_MAX_SHARE * channel.size else box
+
+
+def _union(boxes: list[_Box | Literal["none"]], shape: tuple[int, ...]) -> _Box:
+    """The box holding ``boxes`` (None if one of them is None or it covers too much)."""
+    real = [box for box in boxes if box != "none"]
+    if any(box is None for box in real):
         return None
-    return float(x0), float(x1), float(y0), float(y1)
+    x0, x1 = min(b[0] for b in real), max(b[1] for b in real)  # type: ignore[index]
+    y0, y1 = min(b[2] for b in real), max(b[3] for b in real)  # type: ignore[index]
+    box = (x0, x1, y0, y1)
+    return None if _area(box, shape) > REACH_MAX_SHARE * shape[0] * shape[1] else box
 
 
-def _reaching(
-    x: np.ndarray, y: np.ndarray, reach: _Reach, inside: np.ndarray, scratch: np.ndarray
-) -> tuple[int, int, int, int] | None:
-    """Rows ``ra:rb`` and columns ``ca:cb`` of a stripe holding every position (planes ``x``,
-    ``y``) that can reach an object; None if none can. ``inside``/``scratch``: bool buffers."""
+def _area(box: _Box | Literal["none"], shape: tuple[int, ...]) -> float:
+    if box == "none":
+        return 0.0
+    return float(shape[0] * shape[1]) if box is None else (box[1] - box[0]) * (box[3] - box[2])
+
+
+def _key_rects(
+    x: np.ndarray, y: np.ndarray, keys: list[_Key], buf: _StepBuffers
+) -> list[tuple[_Key, tuple[int, int, int, int]]]:
+    """Each key whose box a position of the stripe (planes ``x``, ``y``) can reach, with the
+    rows ``ra:rb`` and columns ``ca:cb`` holding all such positions."""
     n, w = x.shape
-    if reach is None:
-        return 0, n, 0, w
-    if reach == "none":
-        return None
-    x0, x1, y0, y1 = reach
     low, high = cv2.minMaxLoc(y)[:2]
-    if high < y0 or low > y1:  # the common case for a small object: one pass, no mask
-        return None
-    np.greater_equal(x, x0, out=inside)
-    inside &= np.less_equal(x, x1, out=scratch)
-    inside &= np.greater_equal(y, y0, out=scratch)
-    inside &= np.less_equal(y, y1, out=scratch)
-    ca, ra, cw, rh = cv2.boundingRect(inside.view(np.uint8))
-    return None if cw == 0 else (ra, ra + rh, ca, ca + cw)
+    out = []
+    bounds = None
+    for key in keys:
+        if key.reach is None:
+            out.append((key, (0, n, 0, w)))
+            continue
+        x0, x1, y0, y1 = key.reach
+        if high < y0 or low > y1:  # the common case for a small object: one pass, no mask
+            continue
+        if bounds is None:  # each row's and column's range of positions, for every key
+            bounds = (y.min(axis=1), y.max(axis=1), x.min(axis=0), x.max(axis=0))
+        rows = np.flatnonzero((bounds[1] >= y0) & (bounds[0] <= y1))
+        cols = np.flatnonzero((bounds[3] >= x0) & (bounds[2] <= x1))
+        if rows.size == 0 or cols.size == 0:
+            continue
+        ra, rb, ca, cb = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        # Inside that candidate rectangle, the exact one: positions in the box.
+        xs, ys = x[ra:rb, ca:cb], y[ra:rb, ca:cb]
+        inside, scratch = buf.inside[: rb - ra, : cb - ca], buf.ok[: rb - ra, : cb - ca]
+        np.greater_equal(xs, x0, out=inside)
+        inside &= np.less_equal(xs, x1, out=scratch)
+        inside &= np.greater_equal(ys, y0, out=scratch)
+        inside &= np.less_equal(ys, y1, out=scratch)
+        ka, kb, kw, kh = cv2.boundingRect(inside.view(np.uint8))
+        if kw:
+            out.append((key, (ra + kb, ra + kb + kh, ca + ka, ca + ka + kw)))
+    return out
 
 
 class _StepBuffers:
