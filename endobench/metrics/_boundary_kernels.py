@@ -93,6 +93,28 @@ def _nonzero_bits64(typingctx, data, start):
     return sig, codegen
 
 
+@intrinsic
+def _equal_bits64(typingctx, data, start, value):
+    """Bit ``i`` set where byte ``data[start + i]`` equals the uint8 ``value``, ``i`` in 0..63
+    (as :func:`_nonzero_bits64`: one 64-byte load and compare against ``value`` splatted)."""
+    sig = types.uint64(data, start, value)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        vty = ir.VectorType(ir.IntType(8), 64)
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), vty.as_pointer())
+        one = builder.insert_element(
+            ir.Constant(vty, None), args[2], ir.Constant(ir.IntType(32), 0)
+        )
+        splat = builder.shuffle_vector(
+            one, one, ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+        )
+        equal = builder.icmp_unsigned("==", builder.load(ptr, align=1), splat)
+        return builder.bitcast(equal, ir.IntType(64))
+
+    return sig, codegen
+
+
 @_njit
 def _pack_pair(g, p):
     """Both masks as bitsets (layout in the module docstring) and the box of their union.
@@ -141,15 +163,86 @@ def _pack_pair(g, p):
             y0, y1 = min(y0, y), y + 1
     if y1 == 0:
         return gbits, pbits, nwf, 0, 0, 0, 0
+    x0, x1 = _column_extent(columns)
+    return gbits, pbits, nwf, y0, y1, x0, x1
+
+
+@_njit
+def _column_extent(columns):
+    """``(x0, x1)``: the first and one past the last set bit of the OR of every packed row
+    (``columns``, not all zero), i.e. the box's columns."""
     k0 = 0
     while not columns[k0]:
         k0 += 1
-    k1 = nfull
+    k1 = columns.size - 1
     while not columns[k1]:
         k1 -= 1
     x0 = 64 * k0 + np.int64(_trailing_zeros(columns[k0]))
     x1 = 64 * k1 + 64 - np.int64(_leading_zeros(columns[k1]))
-    return gbits, pbits, nwf, y0, y1, x0, x1
+    return x0, x1
+
+
+@_njit
+def _pack_labels(g, p, ids):
+    """For each id ``ids[i]`` (uint8), the bitsets and box that :func:`_pack_pair` gives for
+    the masks ``g == ids[i]`` and ``p == ids[i]``, all from one pass over both label maps.
+
+    Returns ``(gbits, pbits, nwf, boxes)``: id ``i``'s bitsets are the ``h * nwf`` words from
+    ``i * h * nwf`` on; ``boxes[i] = (y0, y1, x0, x1)``.
+    """
+    h, w = g.shape
+    n = ids.size
+    gf, pf = g.reshape(-1), p.reshape(-1)
+    nfull, tail = w // 64, w % 64
+    nwf = nfull + 2
+    gbits = np.empty(n * h * nwf, np.uint64)
+    pbits = np.empty(n * h * nwf, np.uint64)
+    columns = np.zeros(n * (nfull + 1), np.uint64)
+    any_row = np.zeros(n, np.uint64)
+    boxes = np.zeros((n, 4), np.int64)
+    boxes[:, 0] = h
+    uw, unwf, u64, usize, un = _U(w), _U(nwf), _U(64), _U(h * w), _U(n)
+    uplane, ucols, unfull = _U(h * nwf), _U(nfull + 1), _U(nfull)
+    tail_mask = (_ONE << _U(tail)) - _ONE
+    last_word, last_bit = _U((w - 1) // 64), _U((w - 1) % 64)
+    for y in range(h):
+        o, row = _U(y) * uw, _U(y) * unwf
+        any_row[:] = _ZERO
+        for k in range(unfull):
+            for i in range(un):
+                v = ids[i]
+                gw, pw = _equal_bits64(gf, o + u64 * k, v), _equal_bits64(pf, o + u64 * k, v)
+                columns[i * ucols + k] |= gw | pw
+                any_row[i] |= gw | pw
+                gbits[i * uplane + row + k], pbits[i * uplane + row + k] = gw, pw
+        start = o + u64 * unfull
+        for i in range(un):
+            v = ids[i]
+            if start + u64 <= usize:
+                gw = _equal_bits64(gf, start, v) & tail_mask
+                pw = _equal_bits64(pf, start, v) & tail_mask
+            else:
+                gw = pw = _ZERO
+                for j in range(tail):
+                    gw |= _U(gf[start + _U(j)] == v) << _U(j)
+                    pw |= _U(pf[start + _U(j)] == v) << _U(j)
+            base = i * uplane + row
+            columns[i * ucols + unfull] |= gw | pw
+            seen = any_row[i] | gw | pw
+            gw |= ((gbits[base + last_word] if tail == 0 else gw) >> last_bit & _ONE) << _U(tail)
+            pw |= ((pbits[base + last_word] if tail == 0 else pw) >> last_bit & _ONE) << _U(tail)
+            gbits[base + unfull], pbits[base + unfull] = gw, pw
+            gbits[base + unfull + _ONE] = pbits[base + unfull + _ONE] = _ZERO
+            if seen:
+                boxes[i, 0], boxes[i, 1] = min(boxes[i, 0], y), y + 1
+    for i in range(n):
+        if boxes[i, 1] == 0:
+            boxes[i, 0] = 0
+        else:
+            boxes[i, 2], boxes[i, 3] = _column_extent(
+                columns[i * (nfull + 1) : (i + 1) * (nfull + 1)]
+            )
+    return gbits, pbits, nwf, boxes
 
 
 @_njit
@@ -318,6 +411,31 @@ def pair_counts(g, p, half_widths):
     gbits, pbits, nwf, y0, y1, x0, x1 = _pack_pair(g, p)
     if y1 == 0:
         return 0, 0, 0, 0, 0, 0
+    return _box_counts(gbits, pbits, h, w, nwf, y0, y1, x0, x1, half_widths)
+
+
+@_njit
+def labels_pair_counts(g, p, ids, half_widths):
+    """:func:`pair_counts` of the masks ``g == ids[i]`` and ``p == ids[i]`` of two ``H x W``
+    label maps, for every uint8 id: an ``(ids.size, 6)`` int64 array, one frame pass for all."""
+    h, w = g.shape
+    gbits, pbits, nwf, boxes = _pack_labels(g, p, ids)
+    plane = h * nwf
+    out = np.zeros((ids.size, 6), np.int64)
+    for i in range(ids.size):
+        y0, y1, x0, x1 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        if y1:
+            gi, pi = gbits[i * plane : (i + 1) * plane], pbits[i * plane : (i + 1) * plane]
+            counts = _box_counts(gi, pi, h, w, nwf, y0, y1, x0, x1, half_widths)
+            for c in range(6):
+                out[i, c] = counts[c]
+    return out
+
+
+@_njit
+def _box_counts(gbits, pbits, h, w, nwf, y0, y1, x0, x1, half_widths):
+    """:func:`pair_counts`'s six counts from two packed masks and their union's box
+    ``[y0:y1, x0:x1]`` (not empty)."""
     # Boundary pixels lie in rows y0-1..y1-1 and columns x0-1..x1-1 (zero outside the box).
     ya, xa = max(y0 - 1, 0), max(x0 - 1, 0)
     ka = xa // 64

@@ -32,13 +32,14 @@ Everything is an integer count, so the values are bit-identical to the dilation'
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from endobench.metrics._arrays import as_mask, mask_pair
-from endobench.metrics._boundary_kernels import kernel_view, pair_counts
+from endobench.metrics._arrays import as_label_map, as_mask, check_same_shape, mask_pair
+from endobench.metrics._boundary_kernels import kernel_view, labels_pair_counts, pair_counts
 
 #: DAVIS default tolerance as a fraction of the image diagonal.
 DEFAULT_BOUND_TH = 0.008
@@ -146,3 +147,32 @@ def jaccard_and_boundary(
     )
     j = 1.0 if union == 0 else inter / union
     return (j, *_prf(n_pred, pred_matched, n_gt, gt_matched))
+
+
+def jaccard_and_boundary_per_id(
+    gt: Any, pred: Any, ids: Sequence[int], bound_th: float = DEFAULT_BOUND_TH
+) -> list[tuple[float, float, float, float]]:
+    """:func:`jaccard_and_boundary` of ``gt == k`` against ``pred == k`` for each id ``k``.
+
+    ``gt``, ``pred``: ``H x W`` label maps (values 0..255; numpy or torch); ``ids``: the ids to
+    score, in 0..255. Same values as one :func:`jaccard_and_boundary` call per id, from one
+    pass over both maps (each id's boundary work then stays inside its own box).
+    """
+    g = as_label_map(gt, "gt")
+    p = as_label_map(pred, "pred")
+    check_same_shape(g, p, "labels")
+    wanted = np.asarray(ids, np.int64)
+    bad = sorted({v for v in wanted.tolist() if not 0 <= v <= 255})
+    if bad:
+        raise ValueError(f"ids: expected values in 0..255, got {bad}")
+    counts = labels_pair_counts(
+        kernel_view(g),
+        kernel_view(p),
+        wanted.astype(np.uint8),
+        _disk_half_widths(bound_pixels(g.shape, bound_th)),
+    ).tolist()
+    out = []
+    for inter, union, n_pred, pred_matched, n_gt, gt_matched in counts:
+        j = 1.0 if union == 0 else inter / union
+        out.append((j, *_prf(n_pred, pred_matched, n_gt, gt_matched)))
+    return out
