@@ -185,7 +185,8 @@ def _column_extent(columns):
 @_njit
 def _pack_labels(g, p, ids):
     """For each id ``ids[i]`` (uint8), the bitsets and box that :func:`_pack_pair` gives for
-    the masks ``g == ids[i]`` and ``p == ids[i]``, all from one pass over both label maps.
+    the masks ``g == ids[i]`` and ``p == ids[i]``, all from one pass over both label maps (a
+    row is read from memory once, then compared with each id from the cache).
 
     Returns ``(gbits, pbits, nwf, boxes)``: id ``i``'s bitsets are the ``h * nwf`` words from
     ``i * h * nwf`` on; ``boxes[i] = (y0, y1, x0, x1)``.
@@ -198,26 +199,23 @@ def _pack_labels(g, p, ids):
     gbits = np.empty(n * h * nwf, np.uint64)
     pbits = np.empty(n * h * nwf, np.uint64)
     columns = np.zeros(n * (nfull + 1), np.uint64)
-    any_row = np.zeros(n, np.uint64)
     boxes = np.zeros((n, 4), np.int64)
-    boxes[:, 0] = h
-    uw, unwf, u64, usize, un = _U(w), _U(nwf), _U(64), _U(h * w), _U(n)
+    uw, unwf, u64, usize = _U(w), _U(nwf), _U(64), _U(h * w)
     uplane, ucols, unfull = _U(h * nwf), _U(nfull + 1), _U(nfull)
     tail_mask = (_ONE << _U(tail)) - _ONE
     last_word, last_bit = _U((w - 1) // 64), _U((w - 1) % 64)
     for y in range(h):
-        o, row = _U(y) * uw, _U(y) * unwf
-        any_row[:] = _ZERO
-        for k in range(unfull):
-            for i in range(un):
-                v = ids[i]
-                gw, pw = _equal_bits64(gf, o + u64 * k, v), _equal_bits64(pf, o + u64 * k, v)
-                columns[i * ucols + k] |= gw | pw
-                any_row[i] |= gw | pw
-                gbits[i * uplane + row + k], pbits[i * uplane + row + k] = gw, pw
-        start = o + u64 * unfull
-        for i in range(un):
+        o = _U(y) * uw
+        for i in range(n):
             v = ids[i]
+            row, col = _U(i) * uplane + _U(y) * unwf, _U(i) * ucols
+            any_row = _ZERO
+            for k in range(unfull):
+                gw, pw = _equal_bits64(gf, o + u64 * k, v), _equal_bits64(pf, o + u64 * k, v)
+                columns[col + k] |= gw | pw
+                any_row |= gw | pw
+                gbits[row + k], pbits[row + k] = gw, pw
+            start = o + u64 * unfull
             if start + u64 <= usize:
                 gw = _equal_bits64(gf, start, v) & tail_mask
                 pw = _equal_bits64(pf, start, v) & tail_mask
@@ -226,19 +224,16 @@ def _pack_labels(g, p, ids):
                 for j in range(tail):
                     gw |= _U(gf[start + _U(j)] == v) << _U(j)
                     pw |= _U(pf[start + _U(j)] == v) << _U(j)
-            base = i * uplane + row
-            columns[i * ucols + unfull] |= gw | pw
-            seen = any_row[i] | gw | pw
-            gw |= ((gbits[base + last_word] if tail == 0 else gw) >> last_bit & _ONE) << _U(tail)
-            pw |= ((pbits[base + last_word] if tail == 0 else pw) >> last_bit & _ONE) << _U(tail)
-            gbits[base + unfull], pbits[base + unfull] = gw, pw
-            gbits[base + unfull + _ONE] = pbits[base + unfull + _ONE] = _ZERO
-            if seen:
-                boxes[i, 0], boxes[i, 1] = min(boxes[i, 0], y), y + 1
+            columns[col + unfull] |= gw | pw
+            any_row |= gw | pw
+            gw |= ((gbits[row + last_word] if tail == 0 else gw) >> last_bit & _ONE) << _U(tail)
+            pw |= ((pbits[row + last_word] if tail == 0 else pw) >> last_bit & _ONE) << _U(tail)
+            gbits[row + unfull], pbits[row + unfull] = gw, pw
+            gbits[row + unfull + _ONE] = pbits[row + unfull + _ONE] = _ZERO
+            if any_row:
+                boxes[i, 0], boxes[i, 1] = y if boxes[i, 1] == 0 else boxes[i, 0], y + 1
     for i in range(n):
-        if boxes[i, 1] == 0:
-            boxes[i, 0] = 0
-        else:
+        if boxes[i, 1]:
             boxes[i, 2], boxes[i, 3] = _column_extent(
                 columns[i * (nfull + 1) : (i + 1) * (nfull + 1)]
             )
@@ -297,30 +292,6 @@ def _boundary_bits(s, h, w, nwf, ya, y1, ka, nwb, pad):
 
 
 @_njit
-def _window_or(t, nrows, nwb, pad):
-    """``v[y] = t[y - pad] | ... | t[y + pad]`` for the ``nrows`` rows of a padded bitset
-    (van Herk / Gil-Werman: running ORs forward and backward in blocks of ``2 pad + 1`` rows;
-    the loops run over flat unsigned word indices, one row being ``nwb`` words)."""
-    span = _U(2 * pad + 1)
-    unwb = _U(nwb)
-    total = _U((nrows + 2 * pad) * nwb)
-    fw = t.copy()
-    bw = t.copy()
-    for start in range(_ZERO, total, span * unwb):
-        stop = min(start + span * unwb, total)
-        for k in range(start + unwb, stop):
-            fw[k] |= fw[k - unwb]
-        for i in range(stop - start - unwb):  # k = stop - nwb - 1 - i, down to start
-            k = stop - unwb - _ONE - i
-            bw[k] |= bw[k + unwb]
-    v = np.empty(nrows * nwb, np.uint64)
-    shift = (span - _ONE) * unwb
-    for k in range(_U(nrows * nwb)):
-        v[k] = bw[k] | fw[k + shift]
-    return v
-
-
-@_njit
 def _any_in(bits, row, lo, hi):
     """Whether any of bits ``lo..hi`` (``0 <= lo <= hi``) of the bitset row at ``row`` is set."""
     first, last = lo >> 6, hi >> 6
@@ -337,13 +308,12 @@ def _any_in(bits, row, lo, hi):
 
 
 @_njit
-def _dilated_word(t, row, j, nwb, r):
-    """Word ``j`` of the bitset row at ``row`` dilated by ``|dx| <= r`` (``1 <= r <= 63``):
-    bit ``c`` is set when a bit of ``c - r .. c + r`` is (from words ``j - 1 .. j + 1``;
-    doubling shifts, about ``2 log2(r)`` steps)."""
-    x = t[row + j]
-    left = t[row + j - 1] if j > 0 else _ZERO
-    right = t[row + j + 1] if j + 1 < nwb else _ZERO
+def _dilated(left, x, right, r):
+    """Word ``x`` dilated by ``|dx| <= r`` (``1 <= r <= 63``), ``left`` and ``right`` being the
+    words before and after it: bit ``c`` is set when a bit of ``c - r .. c + r`` is (doubling
+    shifts, about ``2 log2(r)`` steps; none when all three are zero)."""
+    if not (left | x | right):
+        return _ZERO
     up, up_next = x, right  # bit c: columns c .. c + span - 1
     down, down_prev = x, left  # bit c: columns c - span + 1 .. c
     span = 1
@@ -360,14 +330,14 @@ def _dilated_word(t, row, j, nwb, r):
 
 
 @_njit
-def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
+def _matched_count(q, t, nrows, nwb, pad, half_widths):
     """How many boundary pixels of bitset ``q`` have a pixel of bitset ``t`` within the disk.
 
     Disk row ``dy`` covers ``|dx| <= half_widths[|dy|]``. Per word of ``q``: its own row first,
-    64 pixels at a time (most pixels match there), then ``t_window`` (``t``'s rows within
-    ``pad`` ORed, so the disk's bounding square) rules out the pixels with nothing near, and
-    only the rest try the other disk rows one by one, nearest first. (Radii of 64 and more
-    test the own row pixel by pixel too.)
+    64 pixels at a time (most pixels match there); for the pixels left, the OR of ``t``'s rows
+    within ``pad`` (the disk's bounding square, made for that word only) rules out those with
+    nothing near, and only the rest try the other disk rows one by one, nearest first. (Radii
+    of 64 and more test the own row pixel by pixel too, and skip the square.)
     """
     radius = half_widths[0]
     last = 64 * nwb - 1
@@ -379,20 +349,27 @@ def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
             if not word:
                 continue
             if radius < 64:
-                near = _dilated_word(t, row, j, nwb, radius)
+                left = t[row + j - 1] if j > 0 else _ZERO
+                right = t[row + j + 1] if j + 1 < nwb else _ZERO
+                near = _dilated(left, t[row + j], right, radius)
                 count += _popcount(word & near)
                 word &= ~near
                 if word:
-                    word &= _dilated_word(t_window, y * nwb, j, nwb, radius)
+                    left = mid = right = _ZERO
+                    for k in range(row + j - pad * nwb, row + j + pad * nwb + 1, nwb):
+                        mid |= t[k]
+                        if j > 0:
+                            left |= t[k - 1]
+                        if j + 1 < nwb:
+                            right |= t[k + 1]
+                    word &= _dilated(left, mid, right, radius)
             while word:
                 c = 64 * j + np.int64(_trailing_zeros(word))
                 word &= word - _ONE
-                lo, hi = max(c - radius, 0), min(c + radius, last)
                 if radius >= 64:
+                    lo, hi = max(c - radius, 0), min(c + radius, last)
                     if _any_in(t, row, lo, hi):
                         count += 1
-                        continue
-                    if not _any_in(t_window, y * nwb, lo, hi):
                         continue
                 for d in range(1, pad + 1):
                     half = half_widths[d]
@@ -447,10 +424,8 @@ def _box_counts(gbits, pbits, h, w, nwf, y0, y1, x0, x1, half_widths):
     pb, n_pred = _boundary_bits(pbits, h, w, nwf, ya, y1, ka, nwb, pad)
     pred_matched = gt_matched = 0
     if n_gt and n_pred:
-        g_window = _window_or(gb, nrows, nwb, pad)
-        p_window = _window_or(pb, nrows, nwb, pad)
-        pred_matched = _matched_count(pb, gb, g_window, nrows, nwb, pad, half_widths)
-        gt_matched = _matched_count(gb, pb, p_window, nrows, nwb, pad, half_widths)
+        pred_matched = _matched_count(pb, gb, nrows, nwb, pad, half_widths)
+        gt_matched = _matched_count(gb, pb, nrows, nwb, pad, half_widths)
     return inter, union, n_pred, pred_matched, n_gt, gt_matched
 
 

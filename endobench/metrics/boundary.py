@@ -20,10 +20,10 @@ on first use, cached on disk):
 3. "is there a boundary pixel of the other mask within the disk" is asked per boundary word:
    its own row first, for 64 pixels at once (the other bitset's word dilated by the radius
    with doubling shifts; about 70% of the pixels of flow-carried masks match there), then the
-   disk's bounding square the same way, from a copy of the other bitset whose rows are ORed
-   over ``2 * bound_pix + 1`` rows (van Herk), which rules out the pixels with nothing near
-   (most unmatched ones), then the disk's other rows, nearest first, pixel by pixel for the
-   few left.
+   disk's bounding square the same way, for the words with pixels left only (the other
+   bitset's ``2 * bound_pix + 1`` rows ORed around that word), which rules out the pixels with
+   nothing near (most unmatched ones), then the disk's other rows, nearest first, pixel by
+   pixel for the few left.
 
 Everything is an integer count, so the values are bit-identical to the dilation's
 (``tests/test_metrics_functions.py`` checks that against a literal full-frame dilation).
