@@ -3,6 +3,7 @@ bit-identical to one ``jaccard_and_boundary`` call per id and to the literal dil
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,8 @@ def test_per_id_counts_equal_the_literal_dilation_of_each_id(radius: int) -> Non
     widths = _disk_half_widths(radius)
     for h, w in ((1, 1), (2, 63), (5, 64), (17, 65), (40, 127), (9, 128), (61, 203), (150, 1)):
         gt, pred, ids = _hard_label_maps(rng, h, w)
-        counts = labels_pair_counts(gt, pred, np.array(ids, np.uint8), widths)
+        dirty = np.full((2, len(ids) * h * (w // 64 + 2)), ~np.uint64(0))  # every word rewritten
+        counts = labels_pair_counts(gt, pred, np.array(ids, np.uint8), widths, *dirty)
         for k, got in zip(ids, counts.tolist(), strict=True):
             assert tuple(got) == _literal_counts(gt == k, pred == k, radius), (h, w, k)
         scores = jaccard_and_boundary_per_id(gt, pred, ids, bound_th=radius)
@@ -66,6 +68,29 @@ def test_per_id_scores_equal_one_call_per_id_on_cholecseg8k(samples: Path) -> No
         r = 18 if size[1] == 1080 else 8
         for k in ids[:2]:
             assert _pair_counts(g == k, p == k, r) == _literal_counts(g == k, p == k, r)
+
+
+def test_per_id_scores_many_ids_in_groups_and_from_threads() -> None:
+    """More ids than one kernel call packs (20: groups of 8), and two threads at once on maps of
+    two sizes (each thread has its own scratch bitsets)."""
+    rng = np.random.default_rng(11)
+    maps = []
+    for h, w in ((70, 130), (45, 200)):
+        gt = np.repeat(np.repeat(rng.integers(0, 20, (h // 5 + 1, w // 10 + 1)), 5, 0), 10, 1)
+        gt = np.ascontiguousarray(gt[:h, :w].astype(np.uint8))
+        pred = np.roll(gt, (2, -3), axis=(0, 1))
+        pred[rng.random((h, w)) < 0.02] = 19
+        maps.append((gt, pred))
+    ids = list(range(20))
+    want = [[jaccard_and_boundary(g == k, p == k, bound_th=5) for k in ids] for g, p in maps]
+    assert [jaccard_and_boundary_per_id(g, p, ids, bound_th=5) for g, p in maps] == want
+
+    def score(pair: tuple[np.ndarray, np.ndarray]) -> list:
+        return [jaccard_and_boundary_per_id(*pair, ids, bound_th=5) for _ in range(20)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(score, maps))
+    assert results == [[w] * 20 for w in want]
 
 
 def test_per_id_takes_any_label_map_type_through_one_compiled_kernel() -> None:

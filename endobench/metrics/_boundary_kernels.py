@@ -183,21 +183,20 @@ def _column_extent(columns):
 
 
 @_njit
-def _pack_labels(g, p, ids):
+def _pack_labels(g, p, ids, gbits, pbits):
     """For each id ``ids[i]`` (uint8), the bitsets and box that :func:`_pack_pair` gives for
     the masks ``g == ids[i]`` and ``p == ids[i]``, all from one pass over both label maps (a
     row is read from memory once, then compared with each id from the cache).
 
-    Returns ``(gbits, pbits, nwf, boxes)``: id ``i``'s bitsets are the ``h * nwf`` words from
-    ``i * h * nwf`` on; ``boxes[i] = (y0, y1, x0, x1)``.
+    ``gbits``, ``pbits``: uint64 arrays of at least ``ids.size * h * (w // 64 + 2)`` words,
+    overwritten (id ``i``'s bitsets: the ``h * nwf`` words from ``i * h * nwf`` on). Returns
+    ``(nwf, boxes)``, ``boxes[i] = (y0, y1, x0, x1)``.
     """
     h, w = g.shape
     n = ids.size
     gf, pf = g.reshape(-1), p.reshape(-1)
     nfull, tail = w // 64, w % 64
     nwf = nfull + 2
-    gbits = np.empty(n * h * nwf, np.uint64)
-    pbits = np.empty(n * h * nwf, np.uint64)
     columns = np.zeros(n * (nfull + 1), np.uint64)
     boxes = np.zeros((n, 4), np.int64)
     uw, unwf, u64, usize = _U(w), _U(nwf), _U(64), _U(h * w)
@@ -237,7 +236,7 @@ def _pack_labels(g, p, ids):
             boxes[i, 2], boxes[i, 3] = _column_extent(
                 columns[i * (nfull + 1) : (i + 1) * (nfull + 1)]
             )
-    return gbits, pbits, nwf, boxes
+    return nwf, boxes
 
 
 @_njit
@@ -392,11 +391,15 @@ def pair_counts(g, p, half_widths):
 
 
 @_njit
-def labels_pair_counts(g, p, ids, half_widths):
+def labels_pair_counts(g, p, ids, half_widths, gbits, pbits):
     """:func:`pair_counts` of the masks ``g == ids[i]`` and ``p == ids[i]`` of two ``H x W``
-    label maps, for every uint8 id: an ``(ids.size, 6)`` int64 array, one frame pass for all."""
+    label maps, for every uint8 id: an ``(ids.size, 6)`` int64 array, one frame pass for all.
+
+    ``gbits``, ``pbits``: scratch uint64 arrays of at least ``ids.size * H * (W // 64 + 2)``
+    words (the caller keeps them between frames: a fresh multi-megabyte allocation per frame
+    costs more in page faults than the packing itself)."""
     h, w = g.shape
-    gbits, pbits, nwf, boxes = _pack_labels(g, p, ids)
+    nwf, boxes = _pack_labels(g, p, ids, gbits, pbits)
     plane = h * nwf
     out = np.zeros((ids.size, 6), np.int64)
     for i in range(ids.size):
