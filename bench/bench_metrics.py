@@ -8,9 +8,13 @@ Comparison (every ratio below comes from this run, on the same masks, same proce
   ``cv2.dilate`` for F, exactly the statements of ``db_eval_iou`` / ``db_eval_boundary``),
   against endobench's :func:`~endobench.metrics.jaccard_and_boundary`, per object and frame on
   prebuilt binary masks;
+- ``davis2017_code_label_maps``: the same DAVIS-2017 code from a frame's two label maps (its
+  ``labels == id`` masks made per object, as its evaluation does), against endobench's
+  :func:`~endobench.metrics.jaccard_and_boundary_per_id` (every object of the frame from one
+  pass over both maps; what ``endobench eval`` calls);
 - ``vos_benchmark_feed_frame``: vos-benchmark's own per-frame entry point
-  (``Evaluator.feed_frame(mask, gt)`` on label maps; it finds the objects itself) against
-  endobench splitting the label maps into objects and scoring each;
+  (``Evaluator.feed_frame(mask, gt)`` on label maps; it finds the objects itself) against the
+  same endobench call;
 - folder evaluation: ``vos_benchmark.benchmark`` (multiprocessing pool) against
   ``endobench.evaluation.evaluate_folders`` over the shared DAVIS ``dis`` predictions,
   both with 1 and with ``cpu_count`` workers, PNG decoding included.
@@ -47,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_facts
 
 from endobench.data.label_png import read_label_png
-from endobench.metrics import jaccard_and_boundary
+from endobench.metrics import jaccard_and_boundary, jaccard_and_boundary_per_id
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("ENDOBENCH_SAMPLES", REPO.parent / "shared" / "data")).resolve()
@@ -142,10 +146,13 @@ def compare_case(frames: list[tuple[np.ndarray, np.ndarray]], repeats: int) -> d
     def peer_binary() -> list:
         return [davis2017_code(g, p) for objs in binary for g, p in objs]
 
+    ids = list(range(1, n_obj + 1))
+
     def ours_labels() -> list:
-        return [
-            jaccard_and_boundary(g == i, p == i) for g, p in frames for i in range(1, n_obj + 1)
-        ]
+        return [s for g, p in frames for s in jaccard_and_boundary_per_id(g, p, ids)]
+
+    def peer_labels_davis() -> list:
+        return [davis2017_code(g == i, p == i) for g, p in frames for i in ids]
 
     def peer_labels() -> Evaluator:
         ev = Evaluator()
@@ -154,6 +161,7 @@ def compare_case(frames: list[tuple[np.ndarray, np.ndarray]], repeats: int) -> d
         return ev
 
     ours = [(j, f) for j, _, _, f in ours_binary()]
+    ours_from_labels = [(j, f) for j, _, _, f in ours_labels()]
     peer = peer_binary()
     ev = peer_labels()
     # vos-benchmark scores objects present in either map; compare on ours' (present) objects.
@@ -167,6 +175,7 @@ def compare_case(frames: list[tuple[np.ndarray, np.ndarray]], repeats: int) -> d
         "ours_binary": _timed(ours_binary, repeats),
         "davis2017_code": _timed(peer_binary, max(1, repeats // 2)),
         "ours_label_maps": _timed(ours_labels, repeats),
+        "davis2017_code_label_maps": _timed(peer_labels_davis, max(1, repeats // 2)),
         "vos_benchmark_feed_frame": _timed(peer_labels, max(1, repeats // 2)),
     }
     per_frame_ms = {
@@ -181,12 +190,17 @@ def compare_case(frames: list[tuple[np.ndarray, np.ndarray]], repeats: int) -> d
             c: round(times["davis2017_code"][c] / times["ours_binary"][c], 1)
             for c in ("wall", "cpu")
         },
+        "speedup_vs_davis2017_code_label_maps": {
+            c: round(times["davis2017_code_label_maps"][c] / times["ours_label_maps"][c], 1)
+            for c in ("wall", "cpu")
+        },
         "speedup_vs_vos_benchmark_feed_frame": {
             c: round(times["vos_benchmark_feed_frame"][c] / times["ours_label_maps"][c], 1)
             for c in ("wall", "cpu")
         },
         "values_identical": {
             "davis2017_code": ours == peer,
+            "ours_label_maps": ours_from_labels == ours,
             "vos_benchmark_feed_frame": len(vos_values) == len(ours)
             and all(a == (float(j), float(f)) for a, (j, f) in zip(ours, vos_values, strict=True)),
         },

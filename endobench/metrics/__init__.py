@@ -13,6 +13,7 @@ from endobench.metrics.boundary import (
     boundary_prf,
     disk,
     jaccard_and_boundary,
+    jaccard_and_boundary_per_id,
 )
 from endobench.metrics.davis import (
     MAX_PROPOSALS,
@@ -66,6 +67,7 @@ __all__ = [
     "hungarian_match",
     "jaccard",
     "jaccard_and_boundary",
+    "jaccard_and_boundary_per_id",
     "object_ids",
     "object_statistics",
     "parse_metrics",

@@ -93,6 +93,28 @@ def _nonzero_bits64(typingctx, data, start):
     return sig, codegen
 
 
+@intrinsic
+def _equal_bits64(typingctx, data, start, value):
+    """Bit ``i`` set where byte ``data[start + i]`` equals the uint8 ``value``, ``i`` in 0..63
+    (as :func:`_nonzero_bits64`: one 64-byte load and compare against ``value`` splatted)."""
+    sig = types.uint64(data, start, value)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        vty = ir.VectorType(ir.IntType(8), 64)
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), vty.as_pointer())
+        one = builder.insert_element(
+            ir.Constant(vty, None), args[2], ir.Constant(ir.IntType(32), 0)
+        )
+        splat = builder.shuffle_vector(
+            one, one, ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+        )
+        equal = builder.icmp_unsigned("==", builder.load(ptr, align=1), splat)
+        return builder.bitcast(equal, ir.IntType(64))
+
+    return sig, codegen
+
+
 @_njit
 def _pack_pair(g, p):
     """Both masks as bitsets (layout in the module docstring) and the box of their union.
@@ -141,15 +163,80 @@ def _pack_pair(g, p):
             y0, y1 = min(y0, y), y + 1
     if y1 == 0:
         return gbits, pbits, nwf, 0, 0, 0, 0
+    x0, x1 = _column_extent(columns)
+    return gbits, pbits, nwf, y0, y1, x0, x1
+
+
+@_njit
+def _column_extent(columns):
+    """``(x0, x1)``: the first and one past the last set bit of the OR of every packed row
+    (``columns``, not all zero), i.e. the box's columns."""
     k0 = 0
     while not columns[k0]:
         k0 += 1
-    k1 = nfull
+    k1 = columns.size - 1
     while not columns[k1]:
         k1 -= 1
     x0 = 64 * k0 + np.int64(_trailing_zeros(columns[k0]))
     x1 = 64 * k1 + 64 - np.int64(_leading_zeros(columns[k1]))
-    return gbits, pbits, nwf, y0, y1, x0, x1
+    return x0, x1
+
+
+@_njit
+def _pack_labels(g, p, ids, gbits, pbits):
+    """For each id ``ids[i]`` (uint8), the bitsets and box that :func:`_pack_pair` gives for
+    the masks ``g == ids[i]`` and ``p == ids[i]``, all from one pass over both label maps (a
+    row is read from memory once, then compared with each id from the cache).
+
+    ``gbits``, ``pbits``: uint64 arrays of at least ``ids.size * h * (w // 64 + 2)`` words,
+    overwritten (id ``i``'s bitsets: the ``h * nwf`` words from ``i * h * nwf`` on). Returns
+    ``(nwf, boxes)``, ``boxes[i] = (y0, y1, x0, x1)``.
+    """
+    h, w = g.shape
+    n = ids.size
+    gf, pf = g.reshape(-1), p.reshape(-1)
+    nfull, tail = w // 64, w % 64
+    nwf = nfull + 2
+    columns = np.zeros(n * (nfull + 1), np.uint64)
+    boxes = np.zeros((n, 4), np.int64)
+    uw, unwf, u64, usize = _U(w), _U(nwf), _U(64), _U(h * w)
+    uplane, ucols, unfull = _U(h * nwf), _U(nfull + 1), _U(nfull)
+    tail_mask = (_ONE << _U(tail)) - _ONE
+    last_word, last_bit = _U((w - 1) // 64), _U((w - 1) % 64)
+    for y in range(h):
+        o = _U(y) * uw
+        for i in range(n):
+            v = ids[i]
+            row, col = _U(i) * uplane + _U(y) * unwf, _U(i) * ucols
+            any_row = _ZERO
+            for k in range(unfull):
+                gw, pw = _equal_bits64(gf, o + u64 * k, v), _equal_bits64(pf, o + u64 * k, v)
+                columns[col + k] |= gw | pw
+                any_row |= gw | pw
+                gbits[row + k], pbits[row + k] = gw, pw
+            start = o + u64 * unfull
+            if start + u64 <= usize:
+                gw = _equal_bits64(gf, start, v) & tail_mask
+                pw = _equal_bits64(pf, start, v) & tail_mask
+            else:
+                gw = pw = _ZERO
+                for j in range(tail):
+                    gw |= _U(gf[start + _U(j)] == v) << _U(j)
+                    pw |= _U(pf[start + _U(j)] == v) << _U(j)
+            columns[col + unfull] |= gw | pw
+            any_row |= gw | pw
+            gw |= ((gbits[row + last_word] if tail == 0 else gw) >> last_bit & _ONE) << _U(tail)
+            pw |= ((pbits[row + last_word] if tail == 0 else pw) >> last_bit & _ONE) << _U(tail)
+            gbits[row + unfull], pbits[row + unfull] = gw, pw
+            gbits[row + unfull + _ONE] = pbits[row + unfull + _ONE] = _ZERO
+            if any_row:
+                boxes[i, 0], boxes[i, 1] = y if boxes[i, 1] == 0 else boxes[i, 0], y + 1
+    for i in range(n):
+        if boxes[i, 1]:
+            boxes[i, 2], boxes[i, 3] = _column_extent(
+                columns[i * (nfull + 1) : (i + 1) * (nfull + 1)]
+            )
+    return nwf, boxes
 
 
 @_njit
@@ -204,30 +291,6 @@ def _boundary_bits(s, h, w, nwf, ya, y1, ka, nwb, pad):
 
 
 @_njit
-def _window_or(t, nrows, nwb, pad):
-    """``v[y] = t[y - pad] | ... | t[y + pad]`` for the ``nrows`` rows of a padded bitset
-    (van Herk / Gil-Werman: running ORs forward and backward in blocks of ``2 pad + 1`` rows;
-    the loops run over flat unsigned word indices, one row being ``nwb`` words)."""
-    span = _U(2 * pad + 1)
-    unwb = _U(nwb)
-    total = _U((nrows + 2 * pad) * nwb)
-    fw = t.copy()
-    bw = t.copy()
-    for start in range(_ZERO, total, span * unwb):
-        stop = min(start + span * unwb, total)
-        for k in range(start + unwb, stop):
-            fw[k] |= fw[k - unwb]
-        for i in range(stop - start - unwb):  # k = stop - nwb - 1 - i, down to start
-            k = stop - unwb - _ONE - i
-            bw[k] |= bw[k + unwb]
-    v = np.empty(nrows * nwb, np.uint64)
-    shift = (span - _ONE) * unwb
-    for k in range(_U(nrows * nwb)):
-        v[k] = bw[k] | fw[k + shift]
-    return v
-
-
-@_njit
 def _any_in(bits, row, lo, hi):
     """Whether any of bits ``lo..hi`` (``0 <= lo <= hi``) of the bitset row at ``row`` is set."""
     first, last = lo >> 6, hi >> 6
@@ -244,13 +307,12 @@ def _any_in(bits, row, lo, hi):
 
 
 @_njit
-def _dilated_word(t, row, j, nwb, r):
-    """Word ``j`` of the bitset row at ``row`` dilated by ``|dx| <= r`` (``1 <= r <= 63``):
-    bit ``c`` is set when a bit of ``c - r .. c + r`` is (from words ``j - 1 .. j + 1``;
-    doubling shifts, about ``2 log2(r)`` steps)."""
-    x = t[row + j]
-    left = t[row + j - 1] if j > 0 else _ZERO
-    right = t[row + j + 1] if j + 1 < nwb else _ZERO
+def _dilated(left, x, right, r):
+    """Word ``x`` dilated by ``|dx| <= r`` (``1 <= r <= 63``), ``left`` and ``right`` being the
+    words before and after it: bit ``c`` is set when a bit of ``c - r .. c + r`` is (doubling
+    shifts, about ``2 log2(r)`` steps; none when all three are zero)."""
+    if not (left | x | right):
+        return _ZERO
     up, up_next = x, right  # bit c: columns c .. c + span - 1
     down, down_prev = x, left  # bit c: columns c - span + 1 .. c
     span = 1
@@ -267,14 +329,14 @@ def _dilated_word(t, row, j, nwb, r):
 
 
 @_njit
-def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
+def _matched_count(q, t, nrows, nwb, pad, half_widths):
     """How many boundary pixels of bitset ``q`` have a pixel of bitset ``t`` within the disk.
 
     Disk row ``dy`` covers ``|dx| <= half_widths[|dy|]``. Per word of ``q``: its own row first,
-    64 pixels at a time (most pixels match there), then ``t_window`` (``t``'s rows within
-    ``pad`` ORed, so the disk's bounding square) rules out the pixels with nothing near, and
-    only the rest try the other disk rows one by one, nearest first. (Radii of 64 and more
-    test the own row pixel by pixel too.)
+    64 pixels at a time (most pixels match there); for the pixels left, the OR of ``t``'s rows
+    within ``pad`` (the disk's bounding square, made for that word only) rules out those with
+    nothing near, and only the rest try the other disk rows one by one, nearest first. (Radii
+    of 64 and more test the own row pixel by pixel too, and skip the square.)
     """
     radius = half_widths[0]
     last = 64 * nwb - 1
@@ -286,20 +348,27 @@ def _matched_count(q, t, t_window, nrows, nwb, pad, half_widths):
             if not word:
                 continue
             if radius < 64:
-                near = _dilated_word(t, row, j, nwb, radius)
+                left = t[row + j - 1] if j > 0 else _ZERO
+                right = t[row + j + 1] if j + 1 < nwb else _ZERO
+                near = _dilated(left, t[row + j], right, radius)
                 count += _popcount(word & near)
                 word &= ~near
                 if word:
-                    word &= _dilated_word(t_window, y * nwb, j, nwb, radius)
+                    left = mid = right = _ZERO
+                    for k in range(row + j - pad * nwb, row + j + pad * nwb + 1, nwb):
+                        mid |= t[k]
+                        if j > 0:
+                            left |= t[k - 1]
+                        if j + 1 < nwb:
+                            right |= t[k + 1]
+                    word &= _dilated(left, mid, right, radius)
             while word:
                 c = 64 * j + np.int64(_trailing_zeros(word))
                 word &= word - _ONE
-                lo, hi = max(c - radius, 0), min(c + radius, last)
                 if radius >= 64:
+                    lo, hi = max(c - radius, 0), min(c + radius, last)
                     if _any_in(t, row, lo, hi):
                         count += 1
-                        continue
-                    if not _any_in(t_window, y * nwb, lo, hi):
                         continue
                 for d in range(1, pad + 1):
                     half = half_widths[d]
@@ -318,6 +387,35 @@ def pair_counts(g, p, half_widths):
     gbits, pbits, nwf, y0, y1, x0, x1 = _pack_pair(g, p)
     if y1 == 0:
         return 0, 0, 0, 0, 0, 0
+    return _box_counts(gbits, pbits, h, w, nwf, y0, y1, x0, x1, half_widths)
+
+
+@_njit
+def labels_pair_counts(g, p, ids, half_widths, gbits, pbits):
+    """:func:`pair_counts` of the masks ``g == ids[i]`` and ``p == ids[i]`` of two ``H x W``
+    label maps, for every uint8 id: an ``(ids.size, 6)`` int64 array, one frame pass for all.
+
+    ``gbits``, ``pbits``: scratch uint64 arrays of at least ``ids.size * H * (W // 64 + 2)``
+    words (the caller keeps them between frames: a fresh multi-megabyte allocation per frame
+    costs more in page faults than the packing itself)."""
+    h, w = g.shape
+    nwf, boxes = _pack_labels(g, p, ids, gbits, pbits)
+    plane = h * nwf
+    out = np.zeros((ids.size, 6), np.int64)
+    for i in range(ids.size):
+        y0, y1, x0, x1 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        if y1:
+            gi, pi = gbits[i * plane : (i + 1) * plane], pbits[i * plane : (i + 1) * plane]
+            counts = _box_counts(gi, pi, h, w, nwf, y0, y1, x0, x1, half_widths)
+            for c in range(6):
+                out[i, c] = counts[c]
+    return out
+
+
+@_njit
+def _box_counts(gbits, pbits, h, w, nwf, y0, y1, x0, x1, half_widths):
+    """:func:`pair_counts`'s six counts from two packed masks and their union's box
+    ``[y0:y1, x0:x1]`` (not empty)."""
     # Boundary pixels lie in rows y0-1..y1-1 and columns x0-1..x1-1 (zero outside the box).
     ya, xa = max(y0 - 1, 0), max(x0 - 1, 0)
     ka = xa // 64
@@ -329,10 +427,8 @@ def pair_counts(g, p, half_widths):
     pb, n_pred = _boundary_bits(pbits, h, w, nwf, ya, y1, ka, nwb, pad)
     pred_matched = gt_matched = 0
     if n_gt and n_pred:
-        g_window = _window_or(gb, nrows, nwb, pad)
-        p_window = _window_or(pb, nrows, nwb, pad)
-        pred_matched = _matched_count(pb, gb, g_window, nrows, nwb, pad, half_widths)
-        gt_matched = _matched_count(gb, pb, p_window, nrows, nwb, pad, half_widths)
+        pred_matched = _matched_count(pb, gb, nrows, nwb, pad, half_widths)
+        gt_matched = _matched_count(gb, pb, nrows, nwb, pad, half_widths)
     return inter, union, n_pred, pred_matched, n_gt, gt_matched
 
 

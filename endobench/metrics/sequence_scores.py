@@ -16,7 +16,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from endobench.metrics.boundary import DEFAULT_BOUND_TH, jaccard_and_boundary
+from endobench.metrics.boundary import (
+    DEFAULT_BOUND_TH,
+    jaccard_and_boundary,
+    jaccard_and_boundary_per_id,
+)
 from endobench.metrics.davis import (
     MAX_PROPOSALS,
     VOID_ID,
@@ -152,12 +156,13 @@ class SequenceScorer:
         rows = []
         # Void (255) counts as background in this protocol; objects are 1..254, so `gt == k`
         # is the same with or without void set to 0 first.
-        for k in objects:
-            g, p = gt == k, pred == k
-            j, precision, recall, f = jaccard_and_boundary(g, p, None, opts.bound_th)
+        scores = jaccard_and_boundary_per_id(gt, pred, objects, opts.bound_th)
+        for k, (j, precision, recall, f) in zip(objects, scores, strict=True):
             row = {"sequence": self.sequence, "frame": name, "frame_index": index, "object": k}
             row |= {"pred_object": k, "J": j, "F": f, "precision": precision, "recall": recall}
-            rows.append(row | _extra_scores(g, p, self._extras, opts))
+            if self._extras:
+                row |= _extra_scores(gt == k, pred == k, self._extras, opts)
+            rows.append(row)
         return FrameScores(index, name, rows=rows)
 
     def _unsupervised(self, index: int, gt: np.ndarray, pred: np.ndarray, name: str) -> FrameScores:
