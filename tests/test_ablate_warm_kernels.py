@@ -178,3 +178,38 @@ def test_a_zygote_that_does_not_answer_in_time_gives_cold_kernels(
         f"kernel zygote {sys.executable} {warm_kernels._SCRIPT} did not start"
     ]
     assert cold["preloaded"] is False and cold["ppid"] == os.getpid()  # started the usual way
+
+
+def test_an_in_process_sweep_forks_its_kernels_from_one_zygote(tmp_path: Path) -> None:
+    """``run_sweep(workers=1)``: both notebooks run in kernels forked by one zygote that
+    imported what they import (pandas), not in interpreters this process started."""
+    from conftest import write_notebook
+
+    from endobench.ablate import load_grid, run_sweep
+
+    write_notebook(
+        tmp_path / "nb.ipynb",
+        'run_dir = ""\ni = 0',
+        "import os, sys\npreloaded = 'pandas' in sys.modules\nimport pandas as pd\n"
+        "from endobench.ablate import write_run_outputs\n"
+        "write_run_outputs(run_dir, pd.DataFrame({'i': [i]}),"
+        " {'i': i, 'ppid': os.getppid(), 'preloaded': preloaded})",
+    )
+    grid = {
+        "name": "warm",
+        "stages": [{"name": "s", "notebook": "nb.ipynb"}],
+        "axes": {"i": [0, 1]},
+    }
+    (tmp_path / "g.yaml").write_text(json.dumps(grid))
+    try:
+        result = run_sweep(load_grid(tmp_path / "g.yaml"), tmp_path / "results", progress=False)
+        (zygote,) = warm_kernels._zygotes.values()
+        zygote_pid = zygote.process.pid
+    finally:
+        close_zygotes()
+    assert sorted(o.status for o in result.outcomes.values()) == ["done", "done"]
+    summaries = [
+        json.loads((t.out_dir / "summary.json").read_text()) for t in result.plan.tasks.values()
+    ]
+    assert sorted(s["i"] for s in summaries) == [0, 1]
+    assert all(s["ppid"] == zygote_pid != os.getpid() and s["preloaded"] for s in summaries)

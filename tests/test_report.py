@@ -25,6 +25,7 @@ from PIL import Image
 from endobench.ablate import load_results
 from endobench.ablate.run_files import write_run_outputs, write_status
 from endobench.cli import main
+from endobench.report.figures import FigureSaver, save_figure
 from endobench.report.tables import latex_escape
 
 JF = {("A", "first"): [0.5, 0.6, 0.7], ("A", "every"): [0.7, 0.8, 0.9],
@@ -162,6 +163,39 @@ def test_figures_are_written_as_png_and_pdf(grid_dir: Path) -> None:
         assert pdf.read_bytes()[:4] == b"%PDF"
         assert Image.open(png).size[0] > 100
         assert f"(figures/{name}.png)" in report
+
+
+def _line_figure(n: int):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(np.arange(n), np.arange(n) ** 2, marker="o")
+    return fig
+
+
+def test_figure_saver_writes_in_children_the_bytes_of_a_serial_save(tmp_path: Path) -> None:
+    serial, forked = tmp_path / "serial", tmp_path / "forked"
+    for i in range(3):
+        save_figure(_line_figure(i + 3), serial, f"f{i}")
+    saver = FigureSaver(workers=2)
+    for i in range(3):
+        saver.save(_line_figure(i + 3), forked, f"f{i}")
+    saver.wait()
+    for i in range(3):
+        png = (forked / f"f{i}.png").read_bytes()
+        assert png == (serial / f"f{i}.png").read_bytes()
+        assert Image.open(forked / f"f{i}.png").size == Image.open(serial / f"f{i}.png").size
+        assert (forked / f"f{i}.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_figure_saver_names_the_files_a_child_could_not_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the figures folder should be")
+    saver = FigureSaver(workers=2)
+    saver.save(_line_figure(3), blocker, "broken")
+    with pytest.raises(RuntimeError, match=r"\['broken.png', 'broken.pdf'\]"):
+        saver.wait()
+    saver.wait()  # the failure was reported once; nothing is left to wait for
 
 
 def test_failed_runs_and_weights_are_listed(grid_dir: Path) -> None:

@@ -375,9 +375,7 @@ def run_sweep(
     """
     plan = plan or plan_sweep(grid, results_root)
     if options is None:
-        options = StageOptions(
-            grid.kernel, str(Path.cwd()), preload=_preload(grid, scheduler, workers)
-        )
+        options = StageOptions(grid.kernel, str(Path.cwd()), preload=_preload(grid, scheduler))
     todo = tasks_to_execute(plan, rerun_failed)
     say = partial(tqdm.write, file=sys.stderr) if progress else _silent
     executor = _open_executor(scheduler, workers)
@@ -404,10 +402,10 @@ def run_sweep(
     return result
 
 
-def _preload(grid: GridConfig, scheduler: str | None, workers: int) -> tuple[str, ...] | None:
-    """Warm kernels on the LocalCluster a sweep starts; elsewhere (this process, a cluster it
-    does not own) kernels start as new interpreters."""
-    if scheduler or workers <= 1:
+def _preload(grid: GridConfig, scheduler: str | None) -> tuple[str, ...] | None:
+    """Warm kernels in this process (``workers=1``) and on the LocalCluster a sweep starts; on a
+    cluster it does not own (``scheduler``) kernels start as new interpreters."""
+    if scheduler:
         return None
     from endobench.ablate.warm_kernels import preload_for
 

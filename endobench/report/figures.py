@@ -16,8 +16,11 @@ Adding one is one file::
 from __future__ import annotations
 
 import io
+import os
+import sys
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -57,15 +60,78 @@ class ReportFigure:
     order: int = 100
 
 
+#: The files of a figure: ``figures/<name>.<format>``.
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def write_figure_file(fig: plt.Figure, figures_dir: Path, name: str, fmt: str) -> Path:
+    """``figures_dir/<name>.<fmt>`` (150 dpi, tight bounding box), written atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
+    return atomic_write_bytes(figures_dir / f"{name}.{fmt}", buffer.getvalue())
+
+
 def save_figure(fig: plt.Figure, figures_dir: Path, name: str) -> list[Path]:
-    """``figures_dir/<name>.png`` and ``.pdf`` (150 dpi), written atomically; closes ``fig``."""
-    paths = []
-    for ext in ("png", "pdf"):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=ext, dpi=150, bbox_inches="tight")
-        paths.append(atomic_write_bytes(figures_dir / f"{name}.{ext}", buffer.getvalue()))
+    """``figures_dir/<name>.png`` and ``.pdf``, written atomically; closes ``fig``."""
+    paths = [write_figure_file(fig, figures_dir, name, fmt) for fmt in FIGURE_FORMATS]
     plt.close(fig)
     return paths
+
+
+@dataclass
+class FigureSaver:
+    """Writes each file of a figure (:data:`FIGURE_FORMATS`) in a forked child process, at most
+    ``workers`` at a time, so the page draws its next figure while the last ones are encoded
+    (PNG and PDF encoding is most of a report's time; a figure's PNG and PDF are written side by
+    side). The files are the bytes :func:`save_figure` writes in this process. ``wait()`` waits
+    for every child and raises :class:`RuntimeError` naming the files that were not written.
+    Without ``os.fork`` (Windows), or with ``workers=1``, figures are written in this process.
+    """
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    _children: dict[int, str] = field(default_factory=dict)  # pid -> file name
+    _failed: list[str] = field(default_factory=list)
+
+    def save(self, fig: plt.Figure, figures_dir: Path, name: str) -> None:
+        """Write ``figures_dir/<name>.png`` and ``.pdf`` (in children when possible); closes
+        ``fig``."""
+        if self.workers <= 1 or not hasattr(os, "fork"):
+            save_figure(fig, figures_dir, name)
+            return
+        for fmt in FIGURE_FORMATS:
+            while len(self._children) >= self.workers:
+                self._reap_oldest()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # the child: write, then leave without running the parent's exit handlers
+                code = 0
+                try:
+                    write_figure_file(fig, figures_dir, name, fmt)
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                finally:
+                    sys.stderr.flush()
+                    os._exit(code)
+            self._children[pid] = f"{name}.{fmt}"
+        plt.close(fig)
+
+    def wait(self) -> None:
+        """Wait for every figure being written; raise if one of them was not."""
+        while self._children:
+            self._reap_oldest()
+        failed, self._failed = self._failed, []
+        if failed:
+            raise RuntimeError(f"figures not written (see the traceback above): {failed}")
+
+    def _reap_oldest(self) -> None:
+        # waitpid on our own pids only: the process may have other children (e.g. Dask's)
+        pid = next(iter(self._children))
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            self._failed.append(self._children[pid])
+        del self._children[pid]
 
 
 def cost_accuracy_figure(done: pd.DataFrame, axes: Sequence[str]) -> plt.Figure | None:

@@ -30,7 +30,7 @@ from endobench.io_utils import atomic_write_text
 from endobench.registry import FIGURES
 from endobench.report.collect import aggregate, check_summaries
 from endobench.report.columns import SEED_AXIS, SEGMENTATION_COLUMNS, tracking_columns
-from endobench.report.figures import FigureContext, save_figure
+from endobench.report.figures import FigureContext, FigureSaver
 from endobench.report.html import write_html_report
 from endobench.report.story import story_section
 from endobench.report.tables import build_table, to_latex, to_markdown
@@ -112,8 +112,27 @@ def write_report(grid_dir: str | Path) -> Path:
             "",
         ]
 
-    lines += story_section(done, axes, plan["stages"][-1]["params"], grid_dir, plan["grid"])
+    saver = FigureSaver()
+    try:
+        lines += _figure_sections(saver, done, axes, plan, grid_dir, first_id)
+    finally:
+        saver.wait()  # every figure on disk before the pages that show them
+    lines += _weights_section(done) + _failures_section(results)
+    markdown = atomic_write_text(grid_dir / "report.md", "\n".join(lines).rstrip() + "\n")
+    write_html_report(markdown)
+    return markdown
 
+
+def _figure_sections(
+    saver: FigureSaver,
+    done: pd.DataFrame,
+    axes: list[str],
+    plan: dict,
+    grid_dir: Path,
+    first_id: str,
+) -> list[str]:
+    """The propagation story and the Figures section; figures are handed to ``saver``."""
+    lines = story_section(done, axes, plan["stages"][-1]["params"], grid_dir, plan["grid"], saver)
     context = FigureContext(done, axes, grid_dir, first_id)
     lines += ["## Figures", ""]
     for entry in sorted(FIGURES.entries(), key=lambda e: (e.obj.order, e.name)):
@@ -126,7 +145,7 @@ def write_report(grid_dir: str | Path) -> Path:
                 "",
             ]
             continue
-        save_figure(fig, grid_dir / "figures", name)
+        saver.save(fig, grid_dir / "figures", name)
         lines += [
             f"### {title}",
             "",
@@ -135,11 +154,7 @@ def write_report(grid_dir: str | Path) -> Path:
             f"PDF: [figures/{name}.pdf](figures/{name}.pdf)",
             "",
         ]
-
-    lines += _weights_section(done) + _failures_section(results)
-    markdown = atomic_write_text(grid_dir / "report.md", "\n".join(lines).rstrip() + "\n")
-    write_html_report(markdown)
-    return markdown
+    return lines
 
 
 def _short(value: object) -> str:

@@ -19,7 +19,7 @@ from endobench.io_utils import atomic_write_text
 from endobench.propagation.summary import ReferenceMethod
 from endobench.report.collect import aggregate
 from endobench.report.columns import SEED_AXIS, STORY_COLUMNS
-from endobench.report.figures import save_figure
+from endobench.report.figures import FigureSaver
 from endobench.report.tables import build_table, to_latex, to_markdown
 
 # Notebook 03 with ``reference: true`` writes summary.json "reference": {method: {label, J&F-Mean,
@@ -133,10 +133,15 @@ def story_figure(story: pd.DataFrame, track_keys: Sequence[str]) -> plt.Figure:
 
 
 def story_section(
-    done: pd.DataFrame, axes: Sequence[str], track_params: Sequence[str], grid_dir: Path, grid: str
+    done: pd.DataFrame,
+    axes: Sequence[str],
+    track_params: Sequence[str],
+    grid_dir: Path,
+    grid: str,
+    saver: FigureSaver,
 ) -> list[str]:
-    """The "Propagation story" table + figure (files ``propagation_story.*``); none without a
-    reference in any run."""
+    """The "Propagation story" table + figure (files ``propagation_story.*``, handed to
+    ``saver``); none without a reference in any run."""
     story = story_data(done, axes, track_params)
     if story.empty:
         return []
@@ -146,7 +151,7 @@ def story_section(
     atomic_write_text(
         grid_dir / "tables" / f"{table.name}.tex", to_latex(table, f"{grid}: {title}")
     )
-    save_figure(story_figure(story, track_keys), grid_dir / "figures", "propagation_story")
+    saver.save(story_figure(story, track_keys), grid_dir / "figures", "propagation_story")
     return [
         f"## {title}",
         "",
