@@ -318,27 +318,20 @@ def test_too_many_objects_and_bad_settings_are_refused():
         AffinityConfig(mode="fast")  # type: ignore[arg-type]
 
 
-def test_window_plan_covers_the_grid_and_reaches_exactly_the_square_windows():
+def test_window_plan_covers_the_grid_and_every_window_lies_in_its_rectangle():
     h, w, r = 11, 17, 3
     plan = window_plan(h, w, r, (3, 4))
+    assert plan.radius == r
     assert sorted(plan.order.tolist()) == list(range(h * w))  # every query once
     assert plan.tiles[0].start == 0 and plan.tiles[-1].stop == h * w
     for tile in plan.tiles:
         (ya, yb), (xa, xb) = tile.rows, tile.band_cols
         assert plan.bands[tile.band] == (xa, xb)
-        sy, sx = np.mgrid[ya:yb, xa:xb].reshape(2, -1)
-        assert tile.sources.tolist() == (sy * w + sx).tolist()
-        queries = plan.order[tile.start : tile.stop].tolist()
-        for q, bias in zip(queries, tile.bias, strict=True):
-            qy, qx = divmod(q, w)
-            inside = (np.abs(sy - qy) <= r) & (np.abs(sx - qx) <= r)
-            assert np.array_equal((bias == 0).numpy(), inside)
-            # exp(outside / T) is exactly 0, like the reference's 0/1 mask
-            assert torch.exp(bias[~torch.from_numpy(inside)] / 10.0).eq(0).all()
-            # the rectangle holds the query's whole (clipped) window
-            assert inside.sum() == (min(qy + r, h - 1) - max(qy - r, 0) + 1) * (
-                min(qx + r, w - 1) - max(qx - r, 0) + 1
-            )
+        qy, qx = np.divmod(plan.order[tile.start : tile.stop], w)
+        # the rectangle is the union of the block's clipped windows, nothing more
+        assert ya == max(qy.min() - r, 0) and yb == min(qy.max() + r + 1, h)
+        assert xa == max(qx.min() - r, 0) and xb == min(qx.max() + r + 1, w)
+    assert window_plan(5, 7, 0).radius == 7  # no radius: the whole grid is every window
     for grid in ((34, 59), (60, 104)):
         window_plan.cache_clear()
         start = time.process_time()  # CPU seconds: wall time on a shared machine measures load
@@ -445,3 +438,37 @@ def test_real_backbone_features_drop_prefix_tokens_and_match_the_protocol(blacks
     assert prop._grid == (22, 36)
     for a, b in zip(got, expected, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_mix_block_keeps_every_tie_with_the_kth_and_all_of_a_small_window():
+    """Hand-computed: a 1 x 4 grid, radius 1, two context frames, top-2. Query 1's window holds
+    sources 0-2 of each frame; similarities 0.9 / 0.5 / 0.9 (frame 0) and 0.5 / 0.9 / 0.1
+    (frame 1): the three 0.9s tie for the top two, so all three are kept with weight 1/3 each."""
+    from endobench.propagation.affinity_select import mix_block, tie_tolerance
+
+    sim = np.full((2, 2, 4), -1.0, np.float32)  # n_ctx x nq x (1 x 4 rectangle)
+    sim[0, 0, :3] = (0.9, 0.5, 0.9)
+    sim[1, 0, :3] = (0.5, 0.9, 0.1)
+    sim[0, 1, :] = (0.2, 0.3, 0.1, 0.0)  # query 3: window = sources 2-3
+    sim[1, 1, :] = (0.9, 0.9, 0.4, 0.3)  # outside query 3's window: ignored
+    labels = np.zeros((8, 3), np.float32)  # frame-major: frame c, source s -> row 4 c + s
+    labels[[0, 2, 5], 0] = 1.0  # the three tied sources carry class 0 ...
+    labels[[0], 1] = 1.0  # ... one of them class 1 as well (soft labels need not be one-hot)
+    labels[[2, 3, 6, 7], 2] = 1.0
+    out_labels = np.full((4, 3), np.nan, np.float32)
+    out_sim = np.full(4, np.nan, np.float32)
+    scratch, sources = np.empty((2, 18), np.float32), np.empty(18, np.int64)
+    args = (0.1, tie_tolerance(0.1), labels, 4, out_labels, out_sim, scratch, sources)
+    mix_block(sim, np.array([1, 3]), 4, (0, 1, 0, 4), 1, 2, *args)
+    np.testing.assert_allclose(out_labels[1], [1.0, 1 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(out_sim[1], 0.9, rtol=1e-6)
+    # query 3: sources 2, 3 of both frames; top-2 = 0.4 (frame 1, s2) and 0.3 (frame 1, s3)
+    a, b = np.exp(np.float32(0.4) / np.float32(0.1)), np.exp(np.float32(0.3) / np.float32(0.1))
+    np.testing.assert_allclose(out_labels[3], [0.0, 0.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(out_sim[3], (0.4 * a + 0.3 * b) / (a + b), rtol=1e-6)
+    assert np.isnan(out_labels[[0, 2]]).all()  # rows of other blocks' queries untouched
+    # a window with no more than k sources keeps them all (the reference's k-th is then a 0)
+    mix_block(sim[:1, 1:], np.array([3]), 4, (0, 1, 0, 4), 1, 2, *args)
+    w2, w3 = np.exp(np.float32(1.0)), np.exp(np.float32(0.0))
+    np.testing.assert_allclose(out_labels[3, 2], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out_sim[3], (0.1 * w2 + 0.0 * w3) / (w2 + w3), rtol=1e-6)

@@ -3,13 +3,15 @@
 Shapes: a frame's features are ``d x h x w`` (patch grid), soft labels are ``C x h x w``. The affinity of
 a query patch to a source patch is ``exp(cos / temperature)``; only sources inside a square window of
 ``radius`` patches around the query (in every context frame) compete; the top-k of them over all
-context frames jointly keep their weight (ties with the k-th value included, as in the reference),
+context frames jointly keep their weight (ties with the k-th included, as in the reference),
 normalised to sum to one. The result is the weighted average of the sources' soft labels.
 
 Instead of the reference's dense ``ncontext*hw x hw`` affinity and mask, only the windowed similarities
-are computed: block by block of queries, against the rectangle of sources the block's windows reach
-(:func:`window_plan`, :func:`window_keys`). The output step of the reference (bilinear upsampling,
-per-channel min-max, argmax) is :func:`reference_argmax`.
+are computed: block by block of queries, one plain product against the rectangle of sources the
+block's windows reach (:func:`window_plan`, :func:`window_keys`); the top-k, weights and label mix
+of every query read its own window of that product
+(:func:`~endobench.propagation.affinity_select.mix_block`). The output step of the reference
+(bilinear upsampling, per-channel min-max, argmax) is :func:`reference_argmax`.
 """
 
 from __future__ import annotations
@@ -24,19 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from endobench.propagation.affinity_select import mix_block, tie_tolerance
+
 #: Rows x columns of the query blocks whose windowed similarities are computed as one product:
-#: 6 x 8 queries (48 rows of the product) against at most 30 x 32 sources is the fastest CPU
-#: shape measured at radius 12 (fewer wasted sources than 8 x 8, products still BLAS-sized).
-TILE = (6, 8)
+#: 12 x 8 queries (96 rows of the product) against at most 36 x 32 sources: about 10% less CPU
+#: than 6 x 8 at radius 12 on a 34 x 59 grid (fewer, larger products; the kernel reads only each
+#: query's own window, so the extra sources cost product time only).
+TILE = (12, 8)
 
 #: Most threads sharing a frame's blocks: beyond that the Python between the products
 #: (one GIL) is the limit.
 MAX_WORKERS = 4
-
-#: Added to the similarity of a source outside the query's window: ``exp`` of it over any
-#: positive temperature is exactly 0 (the reference's 0/1 mask), and unlike ``-inf`` it stays
-#: finite, so ``0 * similarity`` is 0, not NaN.
-OUTSIDE = -float(torch.finfo(torch.float32).max)
 
 
 def l2_normalize(features: torch.Tensor) -> torch.Tensor:
@@ -51,10 +51,8 @@ class Tile:
 
     ``start:stop``: the block's slice of :attr:`WindowPlan.order` (its ``nq`` queries). Sources:
     grid rows ``ya:yb`` x columns of the ``band``-th column band, ``band_cols = (xa, xb)``;
-    enumerated row-major, so the ``ns = (yb - ya) * (xb - xa)`` sources of a frame are one
-    contiguous slice of its band (:func:`window_keys`); ``sources``: their ``ns`` grid indices.
-    ``bias``: ``nq x ns`` float32, 0 for a source inside the query's own window, :data:`OUTSIDE`
-    outside.
+    enumerated row-major, so the ``(yb - ya) * (xb - xa)`` sources of a frame are one contiguous
+    slice of its band (:func:`window_keys`).
     """
 
     start: int
@@ -62,24 +60,24 @@ class Tile:
     band: int
     rows: tuple[int, int]
     band_cols: tuple[int, int]
-    sources: torch.Tensor
-    bias: torch.Tensor
 
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """The blocks covering a grid: ``order`` lists every grid index once, block after block."""
+    """The blocks covering a grid: ``order`` lists every grid index once, block after block;
+    ``radius``: the window radius in patches (the whole grid when none was given)."""
 
     tiles: tuple[Tile, ...]
-    order: torch.Tensor
+    order: np.ndarray
     bands: tuple[tuple[int, int], ...]
+    radius: int
 
 
 @lru_cache(maxsize=8)
 def window_plan(h: int, w: int, radius: int, size: tuple[int, int] = TILE) -> WindowPlan:
     """Cover an ``h x w`` grid with ``size`` (rows x columns) query blocks (see :class:`Tile`).
 
-    At radius 12 a 6 x 8 block reaches at most 30 x 32 sources, against ``h * w`` for each query
+    At radius 12 a 12 x 8 block reaches at most 36 x 32 sources, against ``h * w`` for each query
     in the dense product. ``radius <= 0`` means no restriction.
     """
     if radius <= 0:
@@ -95,23 +93,11 @@ def window_plan(h: int, w: int, radius: int, size: tuple[int, int] = TILE) -> Wi
             y1 = min(y0 + ty, h)
             ya, yb = max(y0 - radius, 0), min(y1 + radius, h)
             qy, qx = np.mgrid[y0:y1, x0:x1].reshape(2, -1)
-            sy, sx = np.mgrid[ya:yb, xa:xb].reshape(2, -1)
-            outside = (np.abs(qy[:, None] - sy) > radius) | (np.abs(qx[:, None] - sx) > radius)
             order.append(qy * w + qx)
             stop = start + qy.size
-            tiles.append(
-                Tile(
-                    start,
-                    stop,
-                    band,
-                    (ya, yb),
-                    (xa, xb),
-                    torch.from_numpy(sy * w + sx),
-                    torch.from_numpy(np.where(outside, OUTSIDE, 0.0).astype(np.float32)),
-                )
-            )
+            tiles.append(Tile(start, stop, band, (ya, yb), (xa, xb)))
             start = stop
-    return WindowPlan(tuple(tiles), torch.from_numpy(np.concatenate(order)), tuple(bands))
+    return WindowPlan(tuple(tiles), np.concatenate(order), tuple(bands), radius)
 
 
 def window_keys(
@@ -136,7 +122,7 @@ def propagate_labels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Propagate soft labels from context frames onto a query frame.
 
-    query: ``d x h x w`` L2-normalised features of the target frame.
+    query: ``d x h x w`` L2-normalised float32 features of the target frame (CPU).
     context_keys: per context frame (first frame first) its L2-normalised features as
     :func:`window_keys` lays them out (same grid and ``radius``).
     context_labels: per context frame ``C x hw`` soft labels.
@@ -144,15 +130,35 @@ def propagate_labels(
     context labels do) and ``hw`` mean cosine similarity of the kept sources (a confidence cue).
 
     Only the windowed similarities are computed, one product per block of queries and context
-    frame (:func:`window_plan`); everything after them stays inside the block (in cache).
-    ``workers`` threads share the blocks (default: torch's thread count, at most
-    :data:`MAX_WORKERS`); the result does not depend on it.
+    frame (:func:`window_plan`); the rest stays inside the block (in cache). ``workers`` threads
+    share the blocks (default: torch's thread count, at most :data:`MAX_WORKERS`); the products
+    and the kernel release the GIL, and the result does not depend on the number of threads.
     """
     workers = max(1, min(workers or torch.get_num_threads(), MAX_WORKERS))
+    d, h, w = query.shape
+    plan = window_plan(h, w, radius)
+    task = _Task(
+        plan=plan,
+        queries=query.reshape(d, h * w).index_select(1, torch.from_numpy(plan.order)),  # by block
+        keys=context_keys,
+        labels=torch.cat(context_labels, dim=1).t().contiguous().numpy(),  # n_ctx*hw x C
+        grid=(h, w),
+        topk=topk,
+        temperature=temperature,
+        out_labels=np.empty((h * w, context_labels[0].shape[0]), np.float32),
+        out_sim=np.empty(h * w, np.float32),
+    )
+    tiles = plan.tiles
+    chunks = [
+        tiles[i * len(tiles) // workers : (i + 1) * len(tiles) // workers] for i in range(workers)
+    ]
     with one_thread():
-        return _propagate_blocks(
-            query, context_keys, context_labels, radius, topk, temperature, workers
-        )
+        if workers == 1:
+            task.run(chunks[0])
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(task.run_one_thread, chunks))
+    return torch.from_numpy(task.out_labels.T.copy()), torch.from_numpy(task.out_sim)
 
 
 @contextmanager
@@ -170,54 +176,19 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _propagate_blocks(
-    query: torch.Tensor,
-    context_keys: list[tuple[torch.Tensor, ...]],
-    context_labels: list[torch.Tensor],
-    radius: int,
-    topk: int,
-    temperature: float,
-    workers: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`propagate_labels`: blocks shared out to ``workers`` threads (torch's operations
-    release the GIL), each with its own similarity buffer, writing disjoint rows of the result."""
-    d, h, w = query.shape
-    hw = h * w
-    plan = window_plan(h, w, radius)
-    task = _Task(
-        queries=query.reshape(d, hw).index_select(1, plan.order),  # d x hw, block after block
-        keys=context_keys,
-        labels=torch.cat(context_labels, dim=1),  # C x (n_ctx * hw), frame-major
-        grid=(h, w),
-        topk=topk,
-        temperature=temperature,
-        out=torch.empty(context_labels[0].shape[0] + 1, hw),  # labels, similarity per query
-    )
-    tiles = plan.tiles
-    chunks = [
-        tiles[i * len(tiles) // workers : (i + 1) * len(tiles) // workers] for i in range(workers)
-    ]
-    if workers == 1:
-        task.run(chunks[0])
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(task.run_one_thread, chunks))
-    result = torch.empty_like(task.out)
-    result[:, plan.order] = task.out
-    return result[:-1], result[-1]
-
-
 @dataclass(frozen=True)
 class _Task:
     """One frame's propagation, block by block (see :meth:`run`)."""
 
+    plan: WindowPlan
     queries: torch.Tensor
     keys: list[tuple[torch.Tensor, ...]]
-    labels: torch.Tensor
+    labels: np.ndarray
     grid: tuple[int, int]
     topk: int
     temperature: float
-    out: torch.Tensor
+    out_labels: np.ndarray
+    out_sim: np.ndarray
 
     def run_one_thread(self, tiles: tuple[Tile, ...]) -> None:
         """:meth:`run` on a worker thread, whose torch operations then stay on it."""
@@ -225,67 +196,50 @@ class _Task:
         self.run(tiles)
 
     def run(self, tiles: tuple[Tile, ...]) -> None:
-        """Propagate onto the queries of ``tiles``.
+        """Propagate onto the queries of ``tiles``: per block, the similarities
+        ``n_ctx x nq x ns`` to its source rectangle (one product per context frame, into one
+        buffer that every block reuses), then :func:`mix_block`, which writes the block's rows of
+        the result.
 
-        Per block: similarities ``n_ctx x nq x ns`` (``OUTSIDE`` added out of the windows) and
-        the maximum of every source row (``width`` sources) of every frame. The k-th largest
-        affinity of a query lies in the k rows with the largest maxima. exp is monotone, but
-        computed affinities are rounded: a source whose similarity is within
-        :func:`_tie_tolerance` of the k-th may still tie with the k-th affinity (the reference
-        keeps all ties). So the affinities are computed on every row whose maximum reaches the
-        k-th similarity less that tolerance (usually the k rows already there), and the k-th
-        affinity, the kept sources and their weights are taken from those alone: every source
-        outside them has a strictly smaller affinity.
-        """
+        The products are torch's (MKL's) on the same operands as the reference's dense product,
+        whose elements they reproduce bit for bit here: a source whose affinity ties with the k-th
+        in the reference ties here too (OpenBLAS's products differ in the last bit, which turns
+        such ties into near-misses and back)."""
         if not tiles:
             return
-        n_ctx, (h, w), k = len(self.keys), self.grid, self.topk
-        hw = h * w
-        tolerance = _tie_tolerance(self.temperature)
-        # One buffer for every block's similarities: a fresh multi-MB tensor per block would
-        # cost page faults each time.
-        buffer = torch.empty(n_ctx * max(t.bias.numel() for t in tiles))
-        for tile in tiles:
+        n_ctx, (h, w), radius = len(self.keys), self.grid, self.plan.radius
+        sizes = [
+            (t.stop - t.start) * (t.rows[1] - t.rows[0]) * (t.band_cols[1] - t.band_cols[0])
+            for t in tiles
+        ]
+        buffer = torch.empty(n_ctx * max(sizes))
+        n_window = n_ctx * min((2 * radius + 1) ** 2, h * w)
+        scratch = np.empty((2, n_window), np.float32)
+        sources = np.empty(n_window, np.int64)
+        tolerance = tie_tolerance(self.temperature)
+        for tile, size in zip(tiles, sizes, strict=True):
             (ya, yb), (xa, xb) = tile.rows, tile.band_cols
-            n_rows, width = yb - ya, xb - xa
-            nq, n_src = tile.stop - tile.start, n_rows * width
+            width, nq = xb - xa, tile.stop - tile.start
+            sim = buffer[: n_ctx * size].view(n_ctx, nq, size // nq)
             q = self.queries[:, tile.start : tile.stop].t()  # transposed operand: free for BLAS
-            sim = buffer[: n_ctx * nq * n_src].view(n_ctx, nq, n_src)
             for c, bands in enumerate(self.keys):
-                # bias + q @ keys in one BLAS call: sources outside the window get OUTSIDE.
-                band = bands[tile.band][:, ya * width : yb * width]
-                torch.addmm(tile.bias, q, band, out=sim[c])
-            rows = sim.view(n_ctx * nq * n_rows, width)
-            row_max = rows.amax(dim=1).view(n_ctx, nq, n_rows).transpose(0, 1).reshape(nq, -1)
-            query_rows = torch.arange(nq)[:, None] * n_rows
-            best = row_max.topk(min(k, row_max.shape[1]), dim=1).indices  # sorted
-            sims = rows[(best // n_rows) * (nq * n_rows) + query_rows + best % n_rows]
-            aff = torch.exp(sims.view(nq, -1) / self.temperature)
-            kth, at = aff.topk(min(k, aff.shape[1]), dim=1)
-            kth_sim = sims.view(nq, -1).gather(1, at[:, -1:])
-            n_near = int((row_max >= kth_sim - tolerance).sum(dim=1).max())
-            if n_near > best.shape[1]:  # ties may run past the k rows: take every such row
-                best = row_max.topk(n_near, dim=1).indices
-                sims = rows[(best // n_rows) * (nq * n_rows) + query_rows + best % n_rows]
-                aff = torch.exp(sims.view(nq, -1) / self.temperature)
-                kth = aff.topk(min(k, aff.shape[1]), dim=1).values
-            aff.masked_fill_(aff < kth[:, -1:], 0.0)
-            weights = aff / aff.sum(dim=1, keepdim=True)
-            frame, row = best // n_rows, best % n_rows
-            sources = (frame * hw + (ya + row) * w + xa)[:, :, None] + torch.arange(width)
-            picked = self.labels[:, sources.view(-1)].view(-1, nq, weights.shape[1])
-            self.out[:-1, tile.start : tile.stop] = (picked * weights).sum(dim=2)
-            self.out[-1, tile.start : tile.stop] = (sims.view(nq, -1) * weights).sum(dim=1)
-
-
-def _tie_tolerance(temperature: float) -> float:
-    """Similarities closer than this to the k-th may round to the same float32 affinity.
-
-    ``exp(x / T)`` as computed (division and exp each within ~1 ulp, 1.2e-7 relative, for
-    ``|x| <= 1``) is strictly smaller for ``x`` than for ``y`` when ``(y - x) / T`` exceeds
-    ``2.4e-7 + 1.2e-7 / T``; ``1e-6 * (1 + T)`` leaves a margin of 4x at least.
-    """
-    return 1e-6 * (1.0 + temperature)
+                torch.mm(q, bands[tile.band][:, ya * width : yb * width], out=sim[c])
+            mix_block(
+                sim.numpy(),
+                self.plan.order[tile.start : tile.stop],
+                w,
+                (ya, yb, xa, xb),
+                radius,
+                self.topk,
+                self.temperature,
+                tolerance,
+                self.labels,
+                h * w,
+                self.out_labels,
+                self.out_sim,
+                scratch,
+                sources,
+            )
 
 
 def reference_argmax(grid_labels: torch.Tensor, patch: int) -> np.ndarray:
