@@ -27,6 +27,16 @@ def tie_tolerance(temperature: float) -> float:
     return 1e-6 * (1.0 + temperature)
 
 
+@numba.njit(inline="always", cache=True, nogil=True)
+def _insert(best: np.ndarray, topk: int, v: float) -> None:  # pragma: no cover (numba)
+    """Insert ``v`` into the descending ``best[:topk]``, dropping its last entry."""
+    j = topk - 1
+    while j > 0 and best[j - 1] < v:
+        best[j] = best[j - 1]
+        j -= 1
+    best[j] = v
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def mix_block(  # pragma: no cover (numba)
     sim: np.ndarray,
@@ -84,11 +94,7 @@ def mix_block(  # pragma: no cover (numba)
                         sources[n] = src + x
                         n += 1
                         if v > best[topk - 1]:
-                            j = topk - 1
-                            while j > 0 and best[j - 1] < v:
-                                best[j] = best[j - 1]
-                                j -= 1
-                            best[j] = v
+                            _insert(best, topk, v)
         near = best[topk - 1] - tolerance if n_window > topk else -np.inf
         kept = 0
         for j in range(n):
@@ -103,11 +109,7 @@ def mix_block(  # pragma: no cover (numba)
             a = np.float32(math.exp(values[j] / t))
             affinities[j] = a
             if a > best[topk - 1]:
-                m = topk - 1
-                while m > 0 and best[m - 1] < a:
-                    best[m] = best[m - 1]
-                    m -= 1
-                best[m] = a
+                _insert(best, topk, a)
         kth = best[topk - 1] if n_window > topk else np.float32(0.0)
         # sums in float64: hundreds of exact ties (a uniform field of view) must not drift
         total = 0.0
