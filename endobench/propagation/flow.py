@@ -162,7 +162,7 @@ class FarnebackFlow(FlowEstimator):
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         prev, nxt = to_gray(prev), to_gray(nxt)
         _check_pair(prev, nxt)
-        return cv2.calcOpticalFlowFarneback(prev, nxt, None, *self._params)  # type: ignore[call-overload]  # OpenCV's stubs reject flow=None
+        return cv2.calcOpticalFlowFarneback(prev, nxt, None, *self._params)  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject flow=None
 
 
 class RAFTFlow(FlowEstimator):

@@ -186,7 +186,7 @@ class FlowPropagator:
         t2 = time.perf_counter()
         conf = None
         if self.confidence_mode == "photometric":
-            warped = cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
+            warped = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
                 prev_gray, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
             cv2.absdiff(gray, warped, dst=warped)
@@ -228,7 +228,7 @@ class FlowPropagator:
             r1 = min(h, r0 + buf.rows)
             n = r1 - r0
             coords = motion.coords[r0:r1]
-            tracked = cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
+            tracked = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
                 source, coords, None, cv2.INTER_LINEAR, dst=track[r0:r1], **_ZERO_BORDER
             )
             step_conf = None if motion.conf is None else motion.conf[r0:r1]

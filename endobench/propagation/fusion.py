@@ -68,7 +68,7 @@ def labels_from_probs(probs: np.ndarray) -> np.ndarray:
     for c in range(1, probs.shape[0]):
         channel = np.ascontiguousarray(probs[c])
         cv2.compare(channel, best, cv2.CMP_GT, dst=wins)  # 255 where it wins, else 0
-        cv2.min(wins, c, dst=wins)  # type: ignore[call-overload]  # the stubs want an array for the scalar
+        cv2.min(wins, c, dst=wins)  # type: ignore[call-overload, unused-ignore]  # the stubs want an array for the scalar
         cv2.max(labels, wins, dst=labels)
         cv2.max(best, channel, dst=best)
     return labels

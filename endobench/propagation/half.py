@@ -21,7 +21,7 @@ def to_half(x: np.ndarray) -> np.ndarray:
     """float32 array -> float16 array of the same shape (``x.astype(np.float16)``)."""
     if x.dtype != np.float32:  # other widths: numpy's one rounding, not two
         return x.astype(np.float16)
-    half = cv2.multiply(_as_2d(x), 1.0, dtype=cv2.CV_16F)  # type: ignore[call-overload]  # the stubs want an array for the scalar
+    half = cv2.multiply(_as_2d(x), 1.0, dtype=cv2.CV_16F)  # type: ignore[call-overload, unused-ignore]  # the stubs want an array for the scalar
     return np.asarray(half).reshape(x.shape)
 
 
@@ -29,5 +29,5 @@ def from_half(x: np.ndarray) -> np.ndarray:
     """float16 array -> float32 array of the same shape (``x.astype(np.float32)``)."""
     if x.dtype != np.float16:
         return x.astype(np.float32)
-    single = cv2.multiply(_as_2d(x), 1.0, dtype=cv2.CV_32F)  # type: ignore[call-overload]  # the stubs want an array for the scalar
+    single = cv2.multiply(_as_2d(x), 1.0, dtype=cv2.CV_32F)  # type: ignore[call-overload, unused-ignore]  # the stubs want an array for the scalar
     return np.asarray(single).reshape(x.shape)

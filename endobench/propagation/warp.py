@@ -57,7 +57,7 @@ def remap_blocks(
         cv2.remap(
             blocks[b],
             coords,
-            coords_y,  # type: ignore[arg-type]  # OpenCV's stubs reject map2=None (one 2-channel map)
+            coords_y,  # type: ignore[arg-type, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
             cv2.INTER_LINEAR,
             dst=out[b],
             borderMode=cv2.BORDER_CONSTANT,
@@ -116,7 +116,7 @@ def warp_labels(
         np.ones(labels.shape, np.uint8) if source_valid is None else source_valid.astype(np.uint8)
     )
     stack = np.dstack((labels.astype(np.uint8, copy=False), inside))
-    warped = cv2.remap(  # type: ignore[call-overload]  # OpenCV's stubs reject map2=None (one 2-channel map)
+    warped = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
         stack,
         sampling_map(flow),
         None,
