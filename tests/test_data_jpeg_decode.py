@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from endobench.data.errors import DataError
-from endobench.data.readers.imageio import _decode_jpeg, jpeg_frame_header, read_rgb
+from endobench.data.readers.imageio import _decode_jpeg, jpeg_frame_header, read_luma, read_rgb
 
 
 def _pillow_rgb(path: Path) -> np.ndarray:
@@ -80,3 +81,29 @@ def test_frame_header_parsing(frame: Image.Image):
     # SOI, a 4-byte APP0 segment, then start of scan: no frame header before the scan.
     assert jpeg_frame_header(b"\xff\xd8\xff\xe0\x00\x04ab\xff\xda\x00\x02") is None
     assert jpeg_frame_header(b"\xff\xd8\xff\xe0\x00") is None  # cut inside a segment
+
+
+def test_luma_is_the_jpeg_luma_plane_and_601_luma_otherwise(samples: Path, tmp_path: Path):
+    jpegs = sorted(samples.glob("DAVIS/JPEGImages/480p/*/*.jpg"))[::10]
+    assert len(jpegs) >= 15
+    for path in jpegs:
+        luma = read_luma(path)
+        expected = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert luma.shape == expected.shape and luma.dtype == np.uint8
+        assert np.array_equal(luma, expected), path
+        # The decoder's luma against ITU-R 601 of the RGB decode: the chroma upsampling's
+        # rounding moves a few levels on few pixels only.
+        diff = np.abs(luma.astype(int) - cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY))
+        assert diff.mean() < 0.1 and (diff > 2).mean() < 0.005, path
+    pngs = sorted(samples.glob("CVC-ClinicDB/Original/*.png"))[:5]
+    for path in pngs:
+        assert np.array_equal(read_luma(path), cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY))
+
+
+def test_luma_of_other_jpegs_and_errors_go_through_pillow(frame: Image.Image, tmp_path: Path):
+    grey = _save(frame.convert("L"), tmp_path / "g.jpg")
+    assert np.array_equal(read_luma(grey), cv2.cvtColor(read_rgb(grey), cv2.COLOR_RGB2GRAY))
+    cut = _save(frame, tmp_path / "cut.jpg")
+    cut.write_bytes(cut.read_bytes()[:-400])
+    with pytest.raises(DataError, match=r"cut\.jpg: cannot decode image .*truncated"):
+        read_luma(cut)

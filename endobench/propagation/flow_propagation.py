@@ -109,6 +109,9 @@ class FlowPropagator:
             raise ValueError(f"confidence: expected one of {CONFIDENCE_MODES}, got {confidence!r}")
         self.estimator = estimator
         self.name = f"flow:{estimator.name}"
+        # Frames may be given as H x W gray (the tracker's luma frames) when the estimator
+        # only needs gray: nothing else of a frame is used.
+        self.gray_frames = estimator.grayscale
         self.fov = None if fov is None else np.asarray(fov, dtype=bool)
         self.confidence_mode = confidence
         self.fb_alpha1 = fb_alpha1
@@ -126,7 +129,8 @@ class FlowPropagator:
         self._track: np.ndarray | None = None
 
     def reset(self, frame: np.ndarray, probs: np.ndarray) -> None:
-        """Start from ``frame`` (``H x W x 3`` uint8 RGB) with ``probs`` (``C x H x W`` float32)."""
+        """Start from ``frame`` (``H x W x 3`` uint8 RGB, or ``H x W`` gray when
+        ``gray_frames``) with ``probs`` (``C x H x W`` float32)."""
         frame = np.asarray(frame)
         shape = frame.shape[:2]
         probs = _check_probs(probs, shape)
@@ -448,6 +452,7 @@ class CopyLastPropagator:
     """
 
     name = "copy"
+    gray_frames = True  # frames are only checked for their size
 
     def __init__(self) -> None:
         self._probs: np.ndarray | None = None

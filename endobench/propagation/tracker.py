@@ -310,6 +310,9 @@ def track(
     ``H x W`` uint8 mask as soon as it is final; ``keep_masks`` (default: True without a sink)
     also collects them in ``TrackResult.masks``. ``backward``: a second propagator of the same
     kind turns on bidirectional propagation (module docstring), ``max_gap`` bounds its buffer.
+    Frames reach the propagators as ``clip.luma`` (``H x W`` gray) when every propagator says
+    ``gray_frames`` (flow with a gray estimator, copy), keyframes come from the ground truth and
+    there is no segmenter; as ``clip.frame`` (RGB) otherwise.
     ``read_ahead``: decode that many frames ahead in a thread (all clip reads then go through
     that one thread) and, for a propagator with ``prepare`` (flow), compute each frame's flow
     ahead on another (``lookahead``; a backward propagator gets a third for its flows and a
@@ -354,14 +357,22 @@ def track(
         if keep:
             masks.append(result.labels)
 
-    ahead = Lookahead(clip.frame, n, read_ahead, prepare) if read_ahead > 0 else None
+    # A flow (or copy) propagator from ground-truth keyframes never looks at colour: it gets
+    # the frames' luma, which a JPEG decodes in about half the time of its RGB.
+    gray = (
+        keyframe_source == "gt"
+        and segmenter is None
+        and all(getattr(p, "gray_frames", False) for p in (propagator, backward) if p is not None)
+    )
+    read = clip.luma if gray else clip.frame
+    ahead = Lookahead(read, n, read_ahead, prepare) if read_ahead > 0 else None
     # Pipelined: the caller steps, threads read and flow ahead (and 2 more work backward).
     threads = (
         opencv_threads_beside(2 + (ahead.flow is not None) + len(back_pools))
         if ahead is not None
         else nullcontext()
     )
-    frames = iter(ahead) if ahead is not None else ((clip.frame(t), None) for t in range(n))
+    frames = iter(ahead) if ahead is not None else ((read(t), None) for t in range(n))
 
     def read_mask(t: int) -> np.ndarray | None:
         return clip.mask(t) if ahead is None else ahead.io.submit(clip.mask, t).result()

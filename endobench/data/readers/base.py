@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from endobench.data.clip import VOID_ID, Clip
 from endobench.data.dataset import DatasetKind, OnError
 from endobench.data.errors import DataError, Problem
-from endobench.data.readers.imageio import image_size, read_rgb
+from endobench.data.readers.imageio import image_size, read_luma, read_rgb
 
 MaskSource = Path | tuple[Path, ...]
 
@@ -107,6 +108,13 @@ class Reader(ABC):
     def read_frame(self, frame: FrameRef) -> np.ndarray:
         """Decode ``frame``'s image as ``H x W x 3`` uint8 RGB."""
         return read_rgb(frame.image)
+
+    def read_luma(self, frame: FrameRef) -> np.ndarray:
+        """Decode ``frame``'s brightness as ``H x W`` uint8 (``imageio.read_luma``); a reader
+        that overrides ``read_frame`` gets its frame converted with ITU-R 601 luma."""
+        if type(self).read_frame is Reader.read_frame:
+            return read_luma(frame.image)
+        return cv2.cvtColor(self.read_frame(frame), cv2.COLOR_RGB2GRAY)
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -200,6 +208,9 @@ def _make_clip(
     def load_frame(i: int) -> np.ndarray:
         return reader.read_frame(frames[i])
 
+    def load_luma(i: int) -> np.ndarray:
+        return reader.read_luma(frames[i])
+
     def load_mask(i: int) -> np.ndarray:
         return checker(frames[i])
 
@@ -208,6 +219,7 @@ def _make_clip(
         name=spec.name,
         frame_names=[f.name for f in frames],
         load_frame=load_frame,
+        load_luma=load_luma,
         load_mask=load_mask,
         annotated=annotated,
         classes=classes,

@@ -71,13 +71,14 @@ def jpeg_frame_header(data: bytes) -> tuple[int, int, int] | None:
     return None
 
 
-def _decode_jpeg(path: Path) -> np.ndarray | None:
+def _decode_jpeg(path: Path, flags: int = cv2.IMREAD_COLOR_RGB) -> np.ndarray | None:
     """``path`` decoded by OpenCV when it is a complete 8-bit 3-component JPEG, else None.
 
     Complete: the file ends with the end-of-image marker (a truncated file does not; a file with
     bytes after the marker goes to Pillow too). The EXIF orientation is ignored, as Pillow does.
     Anything else (greyscale, CMYK, 12-bit, arithmetic coding, unreadable) returns None, and
-    Pillow then decodes it or names the fault.
+    Pillow then decodes it or names the fault. ``flags``: ``cv2.IMREAD_COLOR_RGB`` (``H x W x 3``
+    RGB) or ``cv2.IMREAD_GRAYSCALE`` (``H x W``: the decoder's luma, no colour planes).
     """
     try:
         data = path.read_bytes()
@@ -86,8 +87,7 @@ def _decode_jpeg(path: Path) -> np.ndarray | None:
     header = jpeg_frame_header(data) if data.endswith(b"\xff\xd9") else None
     if header is None or header[0] not in _JPEG_SOF or header[1:] != (8, 3):
         return None
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
-    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -101,6 +101,23 @@ def read_rgb(path: str | Path) -> np.ndarray:
         if im.mode != "RGB":
             im = im.convert("RGB")
         return np.asarray(im, dtype=np.uint8)
+
+
+def read_luma(path: str | Path) -> np.ndarray:
+    """Read an image's brightness as ``H x W`` uint8, for consumers of gray frames (flow).
+
+    A complete colour JPEG is decoded to its luma plane only (about half the time of the RGB
+    decode: no chroma planes, upsampling or colour conversion); its values may differ from
+    ``read_rgb`` + ITU-R 601 conversion by the chroma upsampling's rounding (about 1% of pixels
+    by a few levels). Any other image: ``read_rgb`` converted with ITU-R 601 luma (the same
+    values as ``cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY)``).
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        gray = _decode_jpeg(path, cv2.IMREAD_GRAYSCALE)
+        if gray is not None:
+            return gray
+    return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY)
 
 
 def read_gray(path: str | Path) -> np.ndarray:
