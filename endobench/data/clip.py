@@ -18,11 +18,12 @@ MaskLoader = Callable[[int], "np.ndarray | None"]
 class Clip:
     """A video clip whose frames and masks are read on demand.
 
-    Frames are ``H x W x 3`` uint8 RGB (``luma(i)``: ``H x W`` uint8 brightness, for consumers
-    of gray frames; ``load_luma`` may decode it faster than the RGB frame); masks are ``H x W`` uint8 label maps (0 = background,
-    ``void_id`` = ignore, other values = class or object ids). ``mask(i)`` is None for frames
-    without annotation, so sparsely annotated videos are represented exactly. Nothing is cached:
-    a 10,000-frame clip costs the memory of one frame at a time.
+    Frames are ``H x W x 3`` uint8 RGB (``luma(i)``: ``H x W`` uint8 brightness for consumers of
+    gray frames; ``load_luma`` may decode it faster than the RGB frame); masks are ``H x W``
+    uint8 label maps (0 = background, ``void_id`` = ignore, other values = class or object ids).
+    ``mask(i)`` is None for frames without annotation, so sparsely annotated videos are
+    represented exactly. Nothing is cached: a 10,000-frame clip costs the memory of one frame at
+    a time.
     """
 
     def __init__(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
@@ -109,13 +108,6 @@ class Reader(ABC):
         """Decode ``frame``'s image as ``H x W x 3`` uint8 RGB."""
         return read_rgb(frame.image)
 
-    def read_luma(self, frame: FrameRef) -> np.ndarray:
-        """Decode ``frame``'s brightness as ``H x W`` uint8 (``imageio.read_luma``); a reader
-        that overrides ``read_frame`` gets its frame converted with ITU-R 601 luma."""
-        if type(self).read_frame is Reader.read_frame:
-            return read_luma(frame.image)
-        return cv2.cvtColor(self.read_frame(frame), cv2.COLOR_RGB2GRAY)
-
 
 def require_dir(path: Path, what: str) -> Path:
     """``path`` if it is a folder, else a DataError saying which folder was expected."""
@@ -209,7 +201,7 @@ def _make_clip(
         return reader.read_frame(frames[i])
 
     def load_luma(i: int) -> np.ndarray:
-        return reader.read_luma(frames[i])
+        return read_luma(frames[i].image)
 
     def load_mask(i: int) -> np.ndarray:
         return checker(frames[i])
@@ -219,7 +211,8 @@ def _make_clip(
         name=spec.name,
         frame_names=[f.name for f in frames],
         load_frame=load_frame,
-        load_luma=load_luma,
+        # A reader with its own read_frame: Clip.luma converts that frame instead.
+        load_luma=load_luma if type(reader).read_frame is Reader.read_frame else None,
         load_mask=load_mask,
         annotated=annotated,
         classes=classes,
