@@ -1,6 +1,6 @@
 """FlowPropagator samples the keyframe only where a position can reach an object: the values are
-bit-identical to sampling every pixel (the reach test switched off), on rough flows, objects in
-the middle and at the last rows, both channel-group sizes, objects at the border, a field of view and empty keyframes;
+bit-identical to sampling every pixel (the reach test switched off), on rough flows, several
+stripes, both channel-group sizes, objects at the border, a field of view and empty keyframes;
 the step's ``support`` box holds every pixel that is not exactly background, so labels and the
 mean confidence computed inside it are the same as over the whole frame."""
 
@@ -13,7 +13,7 @@ from endobench.propagation import FlowEstimator, FlowPropagator, labels_from_pro
 from endobench.propagation import flow_propagation as fp
 from endobench.propagation.tracker import mean_inside, step_labels
 
-H, W = 150, 90  # taller than wide: row and column ranges differ
+H, W = 150, 90  # three stripes of 64 rows (the last one short)
 
 
 class RoughFlow(FlowEstimator):
@@ -88,9 +88,9 @@ def spread(classes: int) -> np.ndarray:
 
 
 LAYOUTS = [
-    (slice(70, 84), slice(30, 50), 3.0),  # small, in the middle
+    (slice(70, 84), slice(30, 50), 3.0),  # small, in the middle stripe
     (slice(0, 12), slice(0, 16), 6.0),  # at the top-left corner, moving out
-    (slice(140, 150), slice(70, 90), 2.0),  # in the last rows, at the border
+    (slice(140, 150), slice(70, 90), 2.0),  # in the short last stripe, at the border
     (None, None, 3.0),  # objects far apart: one key per object
 ]
 

@@ -33,11 +33,18 @@ import numpy as np
 
 from endobench.propagation.base import PropagationStep
 from endobench.propagation.flow import FlowEstimator, to_gray
-from endobench.propagation.flow_chain import settle
-from endobench.propagation.warp import WarpError, forward_backward_confidence, pixel_grid
+from endobench.propagation.warp import (
+    WarpError,
+    forward_backward_confidence,
+    pixel_grid,
+    sampling_map,
+)
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
 CONFIDENCE_MODES = ("photometric", "forward_backward", "none")
+# Rows per stripe of a step: a stripe's temporaries (~20 planes of 64 x W) stay in the CPU
+# cache; measured on 480 x 854: 64 rows cut the step's CPU time by about a fifth.
+STRIPE_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,17 @@ class Motion:
     """The state-free part of one step, as ``FlowPropagator.prepare`` computes it.
 
     prev / frame: the two frames it was prepared for (``step`` checks them by identity).
-    gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 offsets from every
-    pixel of ``frame`` to its position in ``prev`` (a relative map for ``cv2.remap``). conf:
-    ``H x W`` float32 confidence of this step (module docstring), None for
-    ``confidence="none"``. seconds: time spent preparing it in flow, warp and confidence
-    (``step`` adds them to the propagator's ``timings``, so only the thread that steps writes
-    them).
+    gray: ``frame`` as ``H x W`` uint8 gray. coords: ``H x W x 2`` float32 positions in ``prev``
+    of every pixel of ``frame`` (pixel + flow). conf: ``H x W`` float32 confidence of this step
+    (module docstring), None for ``confidence="none"``. seconds: time spent preparing it in
+    flow, warp and confidence (``step`` adds them to the propagator's ``timings``, so only the
+    thread that steps writes them).
     """
 
     prev: np.ndarray
     frame: np.ndarray
     gray: np.ndarray
-    flow: np.ndarray
+    coords: np.ndarray
     conf: np.ndarray | None
     seconds: tuple[float, float, float]
 
@@ -177,21 +183,22 @@ class FlowPropagator:
             self.estimator(prev_input, cur) if self.confidence_mode == "forward_backward" else None
         )
         t1 = time.perf_counter()
-        flow = np.asarray(flow, dtype=np.float32)
+        flow = np.asarray(flow)
         if flow.shape != (*gray.shape, 2):
             raise WarpError(f"flow: expected H x W x 2 = {(*gray.shape, 2)}, got {flow.shape}")
+        coords = sampling_map(flow)
         t2 = time.perf_counter()
         conf = None
         if self.confidence_mode == "photometric":
             warped = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
-                prev_gray, flow, None, _RELATIVE_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                prev_gray, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
             cv2.absdiff(gray, warped, dst=warped)
             conf = cv2.LUT(warped, self._table)
         elif flow_rev is not None:
             conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
         t3 = time.perf_counter()
-        return Motion(prev, frame, gray, flow, conf, (t1 - t0, t2 - t1, t3 - t2))
+        return Motion(prev, frame, gray, coords, conf, (t1 - t0, t2 - t1, t3 - t2))
 
     def step(self, frame: np.ndarray, motion: Motion | None = None) -> PropagationStep:
         """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``).
@@ -213,44 +220,71 @@ class FlowPropagator:
         buf = self._buffers
         h, w = gray.shape
         t1 = time.perf_counter()
-        # The state ping-pongs between two buffers: the old one is the remap's source.
+        # The state ping-pongs between two buffers: the old one is the remaps' source.
         source = self._track
         track = buf.track[1] if source is buf.track[0] else buf.track[0]
         probs = np.empty((self._classes, h, w), np.float32)  # fresh: returned
         conf_out = np.empty((h, w), np.float32)  # fresh: returned
-        cv2.remap(source, motion.flow, None, _RELATIVE_LINEAR, dst=track, **_ZERO_BORDER)  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None
-        # Positions are averaged over the valid bilinear taps only (no smearing from outside); a
-        # pixel needs at least half of its footprint valid to have a source (``flow_chain``).
-        x, y, okf = buf.x, buf.y, buf.okf
-        settle(
-            track,
-            _NO_FOV if self.fov is None else self.fov,
-            _NO_CONF if motion.conf is None else motion.conf,
-            x, y, conf_out, okf, buf.rows, buf.cols,
-        )  # fmt: skip
-        # Only pixels whose position reaches a keyframe object can sample one; elsewhere the
-        # samples are exactly 0 (zeros interpolated), so background is exactly 1.
-        rects = _key_rects(x, y, self._keys, buf)
-        whole = sum(key.count for key, rect in rects if rect == (0, h, 0, w))
-        if whole < self._classes - 1:  # some object channel is not sampled everywhere
-            probs[1:] = 0.0
-            probs[0] = 1.0
-        support = (0, 0, 0, 0)
-        if rects:
-            top, bottom = min(r[1][0] for r in rects), max(r[1][1] for r in rects)
-            left, right = min(r[1][2] for r in rects), max(r[1][3] for r in rects)
-            support = (top, bottom, left, right)
+        top, bottom, left, right = h, 0, w, 0  # the union of the stripes' sampled rectangles
+        # Every output pixel depends on the sources only, so the frame is done in stripes of
+        # rows whose temporaries stay in the CPU cache (same values as one whole-frame pass).
+        for r0 in range(0, h, buf.rows):
+            r1 = min(h, r0 + buf.rows)
+            n = r1 - r0
+            coords = motion.coords[r0:r1]
+            tracked = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
+                source, coords, None, cv2.INTER_LINEAR, dst=track[r0:r1], **_ZERO_BORDER
+            )
+            step_conf = None if motion.conf is None else motion.conf[r0:r1]
+            # Positions are averaged over the valid bilinear taps only (no smearing from
+            # outside); a pixel needs at least half of its footprint valid to have a source.
+            # Contiguous planes make this bookkeeping much cheaper than strided lanes.
+            x, y, conf, valid = cv2.split(tracked, [plane[:n] for plane in buf.planes])
+            ok = np.greater_equal(valid, np.float32(0.5), out=buf.ok[:n])
+            if self.fov is not None:
+                ok &= self.fov[r0:r1]
+            okf = buf.okf[:n]
+            okf[...] = ok
+            scale = np.maximum(valid, np.float32(1e-6), out=buf.scale[:n])
+            np.divide(okf, scale, out=scale)
+            x *= scale
+            y *= scale
+            weight = okf if step_conf is None else np.multiply(okf, step_conf, out=scale)
+            stripe_conf = np.multiply(conf, weight, out=conf_out[r0:r1])
+            cv2.merge((x, y, stripe_conf, okf), tracked)
+            # Only pixels whose position reaches a keyframe object can sample one; elsewhere
+            # the samples are exactly 0 (zeros interpolated), so background is exactly 1.
+            rects = _key_rects(x, y, self._keys, buf)
+            stripe = probs[:, r0:r1]
+            whole = sum(key.count for key, rect in rects if rect == (0, n, 0, w))
+            if whole < self._classes - 1:  # some object channel is not sampled everywhere
+                stripe[1:] = 0.0
+                stripe[0] = 1.0
+            if not rects:
+                continue
+            ra, rb = min(r[1][0] for r in rects), max(r[1][1] for r in rects)
+            ca, cb = min(r[1][2] for r in rects), max(r[1][3] for r in rects)
+            top, bottom = min(top, r0 + ra), max(bottom, r0 + rb)
+            left, right = min(left, ca), max(right, cb)
             # Sample the keyframe once through the chained positions: no diffusion over steps.
             for key, (ka, kb, kc, kd) in rects:
-                # In stripes of rows, whose sampled block and planes stay in the CPU cache.
-                for r0 in range(ka, kb, KEY_STRIPE_ROWS):
-                    r1 = min(kb, r0 + KEY_STRIPE_ROWS)
-                    _sample_key(key, probs, x, y, okf, (r0, r1, kc, kd), buf)
-            for r0 in range(top, bottom, KEY_STRIPE_ROWS):
-                roi = probs[:, r0 : min(bottom, r0 + KEY_STRIPE_ROWS), left:right]
-                background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
-                for channel in roi[2:]:
-                    background -= channel
+                xs, ys = x[ka:kb, kc:kd], y[ka:kb, kc:kd]
+                planes = list(stripe[key.first : key.first + key.count, ka:kb, kc:kd])
+                if key.probs.shape[2] == 1:
+                    cv2.remap(key.probs, xs, ys, cv2.INTER_LINEAR, dst=planes[0], **_ZERO_BORDER)
+                else:
+                    block = buf.block[: kb - ka, : kd - kc]
+                    sampled = cv2.remap(
+                        key.probs, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER
+                    )
+                    padding = [plane[: kb - ka, : kd - kc] for plane in buf.padding[key.count :]]
+                    cv2.split(sampled, planes + padding)
+                for plane in planes:
+                    plane *= okf[ka:kb, kc:kd]
+            roi = stripe[:, ra:rb, ca:cb]
+            background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
+            for channel in roi[2:]:
+                background -= channel
         self._track = track
         t4 = time.perf_counter()
         self._prev_gray, self._prev_frame = gray, frame
@@ -258,23 +292,16 @@ class FlowPropagator:
         self.timings["flow"] += flow_s
         self.timings["warp"] += warp_s + t4 - t1
         self.timings["confidence"] += conf_s
+        support = (top, bottom, left, right) if bottom > top else (0, 0, 0, 0)
         return PropagationStep(
             probs=probs, confidence=conf_out, support=None if support == (0, h, 0, w) else support
         )
 
 
 _ZERO_BORDER = {"borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
-# Bilinear sampling at pixel + flow: OpenCV adds the pixel itself (the same float32 sums as an
-# absolute map, without building one).
-_RELATIVE_LINEAR = cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP
-# ``settle``'s "no field of view" and "no step confidence" (one compiled signature for all).
-_NO_FOV, _NO_CONF = np.zeros((0, 0), bool), np.zeros((0, 0), np.float32)
 # A bilinear sample at x reads columns floor(x) and floor(x) + 1 (OpenCV rounds x to 1/32 of a
 # pixel first), so a position more than this far outside an object's box reads only zeros.
 REACH_MARGIN = 2.0
-# Rows per stripe of keyframe sampling: a stripe's 4-channel block and planes (64 x W) stay in
-# the CPU cache (whole-frame sampling of a large object costs about a fifth more at 480 x 854).
-KEY_STRIPE_ROWS = 64
 # Positions are tested against the objects' box only when it covers at most this share of the
 # frame; a larger box would leave little to skip for the cost of the test.
 REACH_MAX_SHARE = 0.5
@@ -366,25 +393,29 @@ def _area(box: _Box | Literal["none"], shape: tuple[int, ...]) -> float:
 def _key_rects(
     x: np.ndarray, y: np.ndarray, keys: list[_Key], buf: _StepBuffers
 ) -> list[tuple[_Key, tuple[int, int, int, int]]]:
-    """Each key whose box a position (planes ``x``, ``y``) can reach, with the rows ``ra:rb`` and
-    columns ``ca:cb`` holding all such positions (``buf.rows`` / ``buf.cols``: each row's and
-    column's range of positions, as ``settle`` leaves them)."""
-    h, w = x.shape
-    (row_low, row_high), (col_low, col_high) = buf.rows, buf.cols
+    """Each key whose box a position of the stripe (planes ``x``, ``y``) can reach, with the
+    rows ``ra:rb`` and columns ``ca:cb`` holding all such positions."""
+    n, w = x.shape
+    low, high = cv2.minMaxLoc(y)[:2]
     out = []
+    bounds = None
     for key in keys:
         if key.reach is None:
-            out.append((key, (0, h, 0, w)))
+            out.append((key, (0, n, 0, w)))
             continue
         x0, x1, y0, y1 = key.reach
-        rows = np.flatnonzero((row_high >= y0) & (row_low <= y1))
-        cols = np.flatnonzero((col_high >= x0) & (col_low <= x1))
+        if high < y0 or low > y1:  # the common case for a small object: one pass, no mask
+            continue
+        if bounds is None:  # each row's and column's range of positions, for every key
+            bounds = (y.min(axis=1), y.max(axis=1), x.min(axis=0), x.max(axis=0))
+        rows = np.flatnonzero((bounds[1] >= y0) & (bounds[0] <= y1))
+        cols = np.flatnonzero((bounds[3] >= x0) & (bounds[2] <= x1))
         if rows.size == 0 or cols.size == 0:
             continue
         ra, rb, ca, cb = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         # Inside that candidate rectangle, the exact one: positions in the box.
         xs, ys = x[ra:rb, ca:cb], y[ra:rb, ca:cb]
-        inside, scratch = buf.inside[: rb - ra, : cb - ca], buf.scratch[: rb - ra, : cb - ca]
+        inside, scratch = buf.inside[: rb - ra, : cb - ca], buf.ok[: rb - ra, : cb - ca]
         np.greater_equal(xs, x0, out=inside)
         inside &= np.less_equal(xs, x1, out=scratch)
         inside &= np.greater_equal(ys, y0, out=scratch)
@@ -395,47 +426,22 @@ def _key_rects(
     return out
 
 
-def _sample_key(
-    key: _Key,
-    probs: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    okf: np.ndarray,
-    rect: tuple[int, int, int, int],
-    buf: _StepBuffers,
-) -> None:
-    """Sample ``key``'s channels at positions ``x``, ``y`` into ``probs`` inside ``rect`` (rows
-    ``a:b``, columns ``c:d``, at most ``KEY_STRIPE_ROWS`` rows), zero where ``okf`` is 0."""
-    a, b, c, d = rect
-    xs, ys = x[a:b, c:d], y[a:b, c:d]
-    planes = list(probs[key.first : key.first + key.count, a:b, c:d])
-    if key.probs.shape[2] == 1:
-        cv2.remap(key.probs, xs, ys, cv2.INTER_LINEAR, dst=planes[0], **_ZERO_BORDER)
-    else:
-        block = buf.block[: b - a, : d - c]
-        sampled = cv2.remap(key.probs, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER)
-        padding = [plane[: b - a, : d - c] for plane in buf.padding[key.count :]]
-        cv2.split(sampled, planes + padding)
-    for plane in planes:
-        plane *= okf[a:b, c:d]
-
-
 class _StepBuffers:
     """Scratch arrays of ``FlowPropagator.step`` (allocated once per frame size, reused): the
-    two ``H x W x 4`` states and the planes of one step."""
+    two ``H x W x 4`` states and one stripe of ``rows`` rows of each temporary."""
 
-    def __init__(self, shape: tuple[int, int]) -> None:
+    def __init__(self, shape: tuple[int, int], rows: int = STRIPE_ROWS) -> None:
         self.shape = shape
-        h, w = shape
-        self.track = (np.empty((h, w, 4), np.float32), np.empty((h, w, 4), np.float32))
-        self.x, self.y, self.okf = (np.empty(shape, np.float32) for _ in range(3))
-        self.rows = np.empty((2, h), np.float32)  # each row's lowest, highest y (``settle``)
-        self.cols = np.empty((2, w), np.float32)  # each column's lowest, highest x
-        stripe = min(h, KEY_STRIPE_ROWS)
-        self.padding = [np.empty((stripe, w), np.float32) for _ in range(3)]  # key padding
-        self.block = np.empty((stripe, w, 4), np.float32)
-        self.inside = np.empty(shape, bool)
-        self.scratch = np.empty(shape, bool)
+        self.rows = rows = min(rows, shape[0])
+        width = shape[1]
+        self.track = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
+        self.planes = [np.empty((rows, width), np.float32) for _ in range(4)]
+        self.padding = [np.empty((rows, width), np.float32) for _ in range(3)]  # key padding
+        self.ok = np.empty((rows, width), bool)
+        self.okf = np.empty((rows, width), np.float32)
+        self.scale = np.empty((rows, width), np.float32)
+        self.block = np.empty((rows, width, 4), np.float32)
+        self.inside = np.empty((rows, width), bool)
 
 
 class CopyLastPropagator:
