@@ -178,3 +178,42 @@ def test_many_objects_and_held_results_survive_later_steps():
     prop.step(frame())
     np.testing.assert_array_equal(first.probs, held[0])
     np.testing.assert_array_equal(first.confidence, held[1])
+
+
+class FieldFlow(FlowEstimator):
+    """Scripted estimator: returns one given (non-uniform) flow field."""
+
+    name = "field"
+
+    def __init__(self, flow: np.ndarray) -> None:
+        self.flow = flow
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        return self.flow
+
+
+def test_photometric_confidence_from_the_relative_map_equals_the_absolute_map():
+    """``prepare`` samples the previous gray through the flow as a relative map; the values are
+    those of remapping through ``sampling_map`` (pixel + flow), including sub-pixel positions,
+    positions outside the frame (replicated border) and a 64-row frame edge."""
+    import cv2
+
+    from endobench.propagation import sampling_map
+    from endobench.propagation.flow_propagation import photometric_table
+
+    rng = np.random.default_rng(11)
+    h, w = 150, 97
+    prev = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (5, 5), 1.5)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (5, 5), 1.5)
+    flow = cv2.GaussianBlur(rng.normal(0, 12, (h, w, 2)).astype(np.float32), (9, 9), 3)
+    flow[:5] += np.float32(-40.0)  # rows that sample far outside the frame
+    motion = FlowPropagator(FieldFlow(flow), photometric_sigma=20.0).prepare(prev, frame)
+    np.testing.assert_array_equal(motion.flow, flow)
+    gray, prev_gray = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frame, prev))
+    warped = cv2.remap(
+        prev_gray, sampling_map(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    expected = photometric_table(20.0)[cv2.absdiff(gray, warped)]
+    assert motion.conf is not None
+    np.testing.assert_array_equal(motion.conf, expected)
+    assert 0.0 < float(expected.min()) < float(expected.max()) <= 1.0

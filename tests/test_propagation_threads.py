@@ -34,7 +34,7 @@ def test_prepare_reusing_the_previous_gray_equals_converting_it_again():
         motion = reusing.prepare(clip[t - 1], clip[t])
         again = converting.prepare(clip[t - 1].copy(), clip[t])
         assert reusing._prepared is not None and reusing._prepared[0] is clip[t]
-        for a, b in ((motion.gray, again.gray), (motion.coords, again.coords)):
+        for a, b in ((motion.gray, again.gray), (motion.flow, again.flow)):
             np.testing.assert_array_equal(a, b)
         assert motion.conf is not None and again.conf is not None
         np.testing.assert_array_equal(motion.conf, again.conf)

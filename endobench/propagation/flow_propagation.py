@@ -37,7 +37,6 @@ from endobench.propagation.warp import (
     WarpError,
     forward_backward_confidence,
     pixel_grid,
-    sampling_map,
 )
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
@@ -52,8 +51,8 @@ class Motion:
     """The state-free part of one step, as ``FlowPropagator.prepare`` computes it.
 
     prev / frame: the two frames it was prepared for (``step`` checks them by identity).
-    gray: ``frame`` as ``H x W`` uint8 gray. coords: ``H x W x 2`` float32 positions in ``prev``
-    of every pixel of ``frame`` (pixel + flow). conf: ``H x W`` float32 confidence of this step
+    gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 displacement of every
+    pixel of ``frame`` to its position in ``prev`` (``step`` adds the pixel per stripe). conf: ``H x W`` float32 confidence of this step
     (module docstring), None for ``confidence="none"``. seconds: time spent preparing it in
     flow, warp and confidence (``step`` adds them to the propagator's ``timings``, so only the
     thread that steps writes them).
@@ -62,7 +61,7 @@ class Motion:
     prev: np.ndarray
     frame: np.ndarray
     gray: np.ndarray
-    coords: np.ndarray
+    flow: np.ndarray
     conf: np.ndarray | None
     seconds: tuple[float, float, float]
 
@@ -186,19 +185,25 @@ class FlowPropagator:
         flow = np.asarray(flow)
         if flow.shape != (*gray.shape, 2):
             raise WarpError(f"flow: expected H x W x 2 = {(*gray.shape, 2)}, got {flow.shape}")
-        coords = sampling_map(flow)
+        flow = flow.astype(np.float32, copy=False)
         t2 = time.perf_counter()
         conf = None
         if self.confidence_mode == "photometric":
+            # A relative map: OpenCV adds each pixel's own position to its displacement, the
+            # same float32 sum as ``sampling_map``, without building that map on this thread.
             warped = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
-                prev_gray, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                prev_gray,
+                flow,
+                None,
+                cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
             )
             cv2.absdiff(gray, warped, dst=warped)
             conf = cv2.LUT(warped, self._table)
         elif flow_rev is not None:
             conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
         t3 = time.perf_counter()
-        return Motion(prev, frame, gray, coords, conf, (t1 - t0, t2 - t1, t3 - t2))
+        return Motion(prev, frame, gray, flow, conf, (t1 - t0, t2 - t1, t3 - t2))
 
     def step(self, frame: np.ndarray, motion: Motion | None = None) -> PropagationStep:
         """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``).
@@ -219,6 +224,7 @@ class FlowPropagator:
         gray = motion.gray
         buf = self._buffers
         h, w = gray.shape
+        grid = pixel_grid(h, w)
         t1 = time.perf_counter()
         # The state ping-pongs between two buffers: the old one is the remaps' source.
         source = self._track
@@ -231,7 +237,7 @@ class FlowPropagator:
         for r0 in range(0, h, buf.rows):
             r1 = min(h, r0 + buf.rows)
             n = r1 - r0
-            coords = motion.coords[r0:r1]
+            coords = np.add(grid[r0:r1], motion.flow[r0:r1], out=buf.coords[:n])
             tracked = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
                 source, coords, None, cv2.INTER_LINEAR, dst=track[r0:r1], **_ZERO_BORDER
             )
@@ -441,6 +447,7 @@ class _StepBuffers:
         self.okf = np.empty((rows, width), np.float32)
         self.scale = np.empty((rows, width), np.float32)
         self.block = np.empty((rows, width, 4), np.float32)
+        self.coords = np.empty((rows, width, 2), np.float32)
         self.inside = np.empty((rows, width), bool)
 
 
