@@ -194,8 +194,8 @@ class FieldFlow(FlowEstimator):
 
 def test_photometric_confidence_from_the_relative_map_equals_the_absolute_map():
     """``prepare`` samples the previous gray through the flow as a relative map; the values are
-    those of remapping through ``sampling_map`` (pixel + flow), including sub-pixel positions,
-    positions outside the frame (replicated border) and a 64-row frame edge."""
+    those of remapping through ``sampling_map`` (pixel + flow), including sub-pixel positions
+    and positions outside the frame (replicated border)."""
     import cv2
 
     from endobench.propagation import sampling_map

@@ -52,10 +52,10 @@ class Motion:
 
     prev / frame: the two frames it was prepared for (``step`` checks them by identity).
     gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 displacement of every
-    pixel of ``frame`` to its position in ``prev`` (``step`` adds the pixel per stripe). conf: ``H x W`` float32 confidence of this step
-    (module docstring), None for ``confidence="none"``. seconds: time spent preparing it in
-    flow, warp and confidence (``step`` adds them to the propagator's ``timings``, so only the
-    thread that steps writes them).
+    pixel of ``frame`` to its position in ``prev`` (``step`` adds the pixel per stripe). conf:
+    ``H x W`` float32 confidence of this step (module docstring), None for ``confidence="none"``.
+    seconds: time spent preparing it in flow, warp and confidence (``step`` adds them to the
+    propagator's ``timings``, so only the thread that steps writes them).
     """
 
     prev: np.ndarray
