@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from endobench.errors import UserError
 from endobench.io_utils import sha256_file
+from endobench.propagation.flow_levels import CoarseFlow, Shrinker, exact_at_level
 from endobench.registry import FLOW_ESTIMATORS
 
 _DIS_PRESETS = {
@@ -25,6 +26,13 @@ _DIS_PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+
+# Every setting a DIS object has besides its finest scale (getter / setter suffixes).
+_DIS_SETTINGS = (
+    "GradientDescentIterations", "PatchSize", "PatchStride", "VariationalRefinementIterations",
+    "VariationalRefinementAlpha", "VariationalRefinementDelta", "VariationalRefinementGamma",
+    "VariationalRefinementEpsilon", "UseMeanNormalization", "UseSpatialPropagation",
+)  # fmt: skip
 
 # The inverse search of the presets stops before it converges on large motion: on the shared
 # real clips one-step warp IoU and J&F rise up to 32 iterations and are flat beyond (48, 64,
@@ -127,6 +135,13 @@ class DISFlow(FlowEstimator):
                 f"DIS patch_stride {self.patch_stride}: expected at most patch_size "
                 f"{self.patch_size} (patches must cover the image)"
             )
+        # The same search at level 0, for frames shrunk to the finest level (``coarse``).
+        self._level_dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])  # type: ignore[attr-defined]  # missing from OpenCV's stubs
+        for setting in _DIS_SETTINGS:
+            if hasattr(self._dis, "get" + setting):  # not every OpenCV version has every setting
+                getattr(self._level_dis, "set" + setting)(getattr(self._dis, "get" + setting)())
+        self._level_dis.setFinestScale(0)
+        self._shrink = Shrinker(self.finest_scale)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -138,9 +153,24 @@ class DISFlow(FlowEstimator):
             "refinement_iterations": self.refinement_iterations,
         }
 
-    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    def coarse(self, prev: np.ndarray, nxt: np.ndarray) -> CoarseFlow | None:
+        """The flow at DIS's finest level, computed on the frames shrunk to it (``flow_levels``):
+        ``coarse(...).full()`` is ``self(prev, nxt)``, the same as OpenCV's DIS bit for bit.
+        None at ``finest_scale = 0`` or for a frame size where shrinking first is not exact."""
         prev, nxt = to_gray(prev), to_gray(nxt)
         _check_pair(prev, nxt)
+        h, w = prev.shape
+        if not exact_at_level(w, h, self.patch_size, self.finest_scale):
+            return None
+        first, second = self._shrink(prev, nxt)
+        flow = self._level_dis.calc(first, second, None)
+        return CoarseFlow(flow, self.finest_scale, (h, w))
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        coarse = self.coarse(prev, nxt)
+        if coarse is not None:
+            return coarse.full()
+        prev, nxt = to_gray(prev), to_gray(nxt)
         return self._dis.calc(prev, nxt, None)
 
 
