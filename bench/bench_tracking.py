@@ -300,13 +300,16 @@ def flow_quality(data: dict[str, list[Clip]], quick: bool) -> dict[str, Any]:
 SPEED_INPUTS = {"easy": 1, "default": 2, "hard": 6}
 
 
-def command_speed(frames: int) -> dict[str, Any]:
+def command_speed(frames: int, repeats: int = 3) -> dict[str, Any]:
     """`endobench track` (forward, bidirectional) vs decode + DIS ultrafast alone, same run, on
-    an easy, the default and a hard synthetic clip (``SPEED_INPUTS``)."""
-    return {name: _command_speed(frames, objects) for name, objects in SPEED_INPUTS.items()}
+    an easy, the default and a hard synthetic clip (``SPEED_INPUTS``), ``repeats`` interleaved
+    rounds each."""
+    return {
+        name: _command_speed(frames, objects, repeats) for name, objects in SPEED_INPUTS.items()
+    }
 
 
-def _command_speed(frames: int, objects: int) -> dict[str, Any]:
+def _command_speed(frames: int, objects: int, repeats: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench_tracking_"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cli = [sys.executable, "-m", "endobench.cli"]
@@ -343,26 +346,37 @@ def _command_speed(frames: int, objects: int) -> dict[str, Any]:
         )  # fmt: skip
         return len(files) / (time.perf_counter() - t0)
 
-    # Interleaved, so load changes hit both sides alike.
+    # Interleaved, so load changes hit both sides alike; each ratio is taken within one round
+    # (a peer run and the command run right after it), then the median over the rounds.
     base, luma, fwd, bidi = [], [], [], []
-    for _ in range(2):
+    for _ in range(repeats):
         base.append(decode_and_flow())
         fwd.append(command())
         luma.append(decode_and_flow(luma=True))
         bidi.append(command("--bidirectional"))
     shutil.rmtree(root, ignore_errors=True)
-    b, bl, f, bd = max(base), max(luma), max(fwd), max(bidi)
+
+    def ratio(num: list[float], den: list[float]) -> float:
+        return round(statistics.median(a / b for a, b in zip(num, den, strict=True)), 3)
+
     return {
         "clip": f"synthetic, {frames} frames, 480x854, {objects} object(s), keyframes every:10",
-        "decode_plus_dis_ultrafast_fps": round(b, 1),
-        "decode_luma_plus_dis_ultrafast_fps": round(bl, 1),
-        "track_command_fps": round(f, 1),
-        "track_command_bidirectional_fps": round(bd, 1),
-        "ratio_track_vs_decode_dis": round(f / b, 3),
-        "ratio_bidirectional_vs_decode_dis": round(bd / b, 3),
-        "ratio_track_vs_decode_luma_dis": round(f / bl, 3),
+        "decode_plus_dis_ultrafast_fps": round(statistics.median(base), 1),
+        "decode_luma_plus_dis_ultrafast_fps": round(statistics.median(luma), 1),
+        "track_command_fps": round(statistics.median(fwd), 1),
+        "track_command_bidirectional_fps": round(statistics.median(bidi), 1),
+        "ratio_track_vs_decode_dis": ratio(fwd, base),
+        "ratio_bidirectional_vs_decode_dis": ratio(bidi, base),
+        "ratio_track_vs_decode_luma_dis": ratio(fwd, luma),
+        "runs_fps": {
+            "decode_plus_dis_ultrafast": [round(v, 1) for v in base],
+            "track_command": [round(v, 1) for v in fwd],
+            "decode_luma_plus_dis_ultrafast": [round(v, 1) for v in luma],
+            "track_command_bidirectional": [round(v, 1) for v in bidi],
+        },
         "targets": {"ratio_track_vs_decode_dis": 0.6, "ratio_bidirectional_vs_decode_dis": 0.5},
-        "note": "best of 2 interleaved repeats; whole command incl. start-up and PNG writing; "
+        "note": f"medians of {repeats} interleaved rounds (ratios: median of the per-round ratios); "
+        "whole command incl. start-up and PNG writing; "
         "decode + DIS: OpenCV's colour decode and gray conversion (the issue's limit); decode "
         "luma + DIS: the JPEG's luma plane only, as the command itself decodes flow frames; "
         "bidirectional runs with the command's default flow for it (DIS at half resolution)",
@@ -432,13 +446,16 @@ def main() -> int:
     parser.add_argument("--figure", default=None, help="write the J&F vs keyframes figure here")
     parser.add_argument("--speed-frames", type=int, default=600, help="frames of the speed clip")
     parser.add_argument(
+        "--speed-repeats", type=int, default=3, help="interleaved rounds of the speed comparison"
+    )
+    parser.add_argument(
         "--speed-only", action="store_true",
         help="only the command-speed comparison (endobench track vs decode + DIS alone)",
     )  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     if args.speed_only:
-        speed = command_speed(args.speed_frames)
+        speed = command_speed(args.speed_frames, args.speed_repeats)
         report = {
             "benchmark": "tracking command speed",
             "machine": machine_facts(),  # its load at start and at end (after the runs)
@@ -508,7 +525,7 @@ def main() -> int:
             "flow:dis:medium",
         )
     }
-    report["command_speed"] = command_speed(args.speed_frames)
+    report["command_speed"] = command_speed(args.speed_frames, args.speed_repeats)
     report["load_average_at_end"] = os.getloadavg()
     report["seconds"] = round(time.perf_counter() - started, 1)
     save()
