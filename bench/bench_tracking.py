@@ -300,7 +300,7 @@ def flow_quality(data: dict[str, list[Clip]], quick: bool) -> dict[str, Any]:
 SPEED_INPUTS = {"easy": 1, "default": 2, "hard": 6}
 
 
-def command_speed(frames: int, repeats: int = 3) -> dict[str, Any]:
+def command_speed(frames: int, repeats: int) -> dict[str, Any]:
     """`endobench track` (forward, bidirectional) vs decode + DIS ultrafast alone, same run, on
     an easy, the default and a hard synthetic clip (``SPEED_INPUTS``), ``repeats`` interleaved
     rounds each."""

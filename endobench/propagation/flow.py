@@ -167,11 +167,9 @@ class DISFlow(FlowEstimator):
         return CoarseFlow(flow, self.finest_scale, (h, w))
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        prev, nxt = to_gray(prev), to_gray(nxt)  # once: ``coarse`` gets gray frames as they are
         coarse = self.coarse(prev, nxt)
-        if coarse is not None:
-            return coarse.full()
-        prev, nxt = to_gray(prev), to_gray(nxt)
-        return self._dis.calc(prev, nxt, None)
+        return coarse.full() if coarse is not None else self._dis.calc(prev, nxt, None)
 
 
 class FarnebackFlow(FlowEstimator):
