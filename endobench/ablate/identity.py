@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import endobench
+from endobench.ablate.papermill_import import papermill
 from endobench.io_utils import sha256_file
 
 DATASET_PARAM, REGISTRY_PARAM = "dataset", "datasets"
@@ -68,10 +69,10 @@ def code_cells_sha256(notebook_json: str) -> str:
 
 def notebook_defaults(path: str | Path) -> dict[str, Any]:
     """Literal default values of a notebook's parameters cell (non-literals are left out)."""
-    import papermill
+    pm = papermill()  # imported on first use: slow to import
 
     out = {}
-    for name, info in papermill.inspect_notebook(str(path)).items():
+    for name, info in pm.inspect_notebook(str(path)).items():
         try:
             out[name] = ast.literal_eval(info["default"])
         except (ValueError, SyntaxError, TypeError):

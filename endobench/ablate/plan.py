@@ -20,6 +20,7 @@ from typing import Any
 
 from endobench.ablate.grid import GridConfig, GridConfigError, expand_grid, run_id
 from endobench.ablate.identity import IdentityResolver, digest
+from endobench.ablate.papermill_import import papermill
 from endobench.ablate.stage_params import stage_cost, validate_stage_params
 
 RUNS_DIR = "runs"
@@ -107,9 +108,9 @@ def _stage_dir(name: str, dir_name: str | None, last: bool) -> str:
 
 def notebook_parameters(path: Path) -> list[str]:
     """Names declared in a notebook's cell tagged ``parameters`` (error if it has none)."""
-    import papermill  # slow to import (nbformat, jsonschema); only the planner needs it
+    pm = papermill()  # imported on first use: slow to import
 
-    declared = list(papermill.inspect_notebook(str(path)))
+    declared = list(pm.inspect_notebook(str(path)))
     if "run_dir" not in declared:
         raise GridConfigError(
             f"{path}: expected a cell tagged 'parameters' declaring run_dir (found {declared})"

@@ -33,6 +33,7 @@ from endobench.ablate import run_files as rf
 from endobench.ablate.executors import DaskExecutor, InProcessExecutor, Job
 from endobench.ablate.grid import GridConfig
 from endobench.ablate.identity import changed_parts, digest
+from endobench.ablate.papermill_import import papermill
 from endobench.ablate.plan import GRID_FILE, PLAN_FILE, StageTask, SweepPlan, plan_sweep
 from endobench.ablate.provenance import code_version
 from endobench.io_utils import atomic_write_json, atomic_write_text
@@ -160,7 +161,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
     Never raises for a notebook failure: it is written to ``traceback.txt`` and ``status``. A
     Ctrl-C marks the task ``interrupted`` and is raised again.
     """
-    import papermill
+    pm = papermill()  # imported on first use: slow to import
 
     out = task.out_dir
     start = time.perf_counter()
@@ -193,7 +194,7 @@ def execute_stage(task: StageTask, options: StageOptions = StageOptions()) -> St
         interrupted: BaseException | None = None
         tb: str | None
         try:
-            papermill.execute_notebook(
+            pm.execute_notebook(
                 str(task.notebook),
                 str(out / task.notebook.name),
                 parameters=kernel_parameters(task),

@@ -72,7 +72,7 @@ def default_workers() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; exit code 0 if every run is done, 1 if some failed, 2 on a bad config."""
-    from endobench.ablate import load_grid, plan_sweep, run_sweep
+    from endobench.ablate import jit_warmup, load_grid, plan_sweep, run_sweep
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: expected an integer >= 1")
@@ -81,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"--results {args.results}: {existing} is a file, expected a folder for the results"
         )
+    grid = load_grid(args.config)
+    if not args.dry_run:  # compiles on the core the planner leaves idle (see jit_warmup)
+        jit_warmup.start()
     if args.workers is None:
         args.workers = 1 if args.scheduler else default_workers()  # (imports torch)
-    grid = load_grid(args.config)
     plan = plan_sweep(grid, args.results)  # validates every run: nothing runs on a bad value
     if args.dry_run:
         table = plan_table(plan)
