@@ -4,7 +4,7 @@ numba compiles a kernel on its first call and keeps it in its disk cache (``cach
 fresh checkout, the first notebook that tracks and scores a clip pays that compilation (about
 9 s of CPU on the demo machine, twice that on a slow one) in the middle of the sweep, where it
 holds up that worker's queue of short notebooks. ``endobench ablate`` therefore starts this
-module (:func:`start`) as a separate lowest-priority process before it plans: it tracks a tiny
+module (:func:`in_background`) as a separate lowest-priority process before it plans: it tracks a tiny
 synthetic clip forward and bidirectionally by DIS flow and scores it with J&F, Dice / HD95 and
 T, which compiles what the tracking notebooks run while the planner keeps only one core busy.
 Afterwards it only takes CPU time that nothing else wants. With the cache warm it loads the
@@ -14,9 +14,11 @@ code numba would otherwise compile for them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 #: What the warm-up scores: every per-frame metric a tracking notebook asks for.
 METRICS = ("jf", "dice", "hd95", "t")
@@ -36,14 +38,24 @@ def compile_kernels() -> None:
         )  # fmt: skip
 
 
-def start() -> subprocess.Popen[bytes]:
-    """Run :func:`compile_kernels` in a new lowest-priority process (output discarded)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", __name__],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@contextlib.contextmanager
+def in_background(enabled: bool = True) -> Iterator[None]:
+    """Run :func:`compile_kernels` in a new lowest-priority process (output discarded) while the
+    block runs; on leaving, wait for it (it is done long before a sweep is, and a command that
+    waits for it accounts for its CPU time). ``enabled=False`` starts nothing."""
+    process = None
+    if enabled:
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    try:
+        yield
+    finally:
+        if process is not None:
+            process.wait()
 
 
 if __name__ == "__main__":

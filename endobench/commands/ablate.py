@@ -12,6 +12,7 @@ import pandas as pd
 from endobench.errors import UserError
 
 if TYPE_CHECKING:
+    from endobench.ablate.grid import GridConfig
     from endobench.ablate.plan import SweepPlan
 
 
@@ -72,7 +73,7 @@ def default_workers() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; exit code 0 if every run is done, 1 if some failed, 2 on a bad config."""
-    from endobench.ablate import jit_warmup, load_grid, plan_sweep, run_sweep
+    from endobench.ablate import jit_warmup, load_grid
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: expected an integer >= 1")
@@ -82,8 +83,16 @@ def run(args: argparse.Namespace) -> int:
             f"--results {args.results}: {existing} is a file, expected a folder for the results"
         )
     grid = load_grid(args.config)
-    if not args.dry_run:  # compiles on the core the planner leaves idle (see jit_warmup)
-        jit_warmup.start()
+    # numba kernels compile in the background while the planner works (on a scheduler's workers
+    # they compile on their own machines)
+    with jit_warmup.in_background(not (args.dry_run or args.scheduler)):
+        return _plan_run_report(args, grid)
+
+
+def _plan_run_report(args: argparse.Namespace, grid: GridConfig) -> int:
+    """Plan ``grid``, run what is not done, write the report; ``run``'s exit code."""
+    from endobench.ablate import plan_sweep, run_sweep
+
     if args.workers is None:
         args.workers = 1 if args.scheduler else default_workers()  # (imports torch)
     plan = plan_sweep(grid, args.results)  # validates every run: nothing runs on a bad value
