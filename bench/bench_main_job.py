@@ -7,7 +7,8 @@ environment runs that clone's code. The feature cache (``~/.cache/endobench``) i
 user's is. Prints JSON: per run the wall, user and sys seconds (of the command and every process
 it waited for) and the span from the first notebook's start to the last one's end; per commit
 the medians; the ratio of the medians (new / base); whether the two commits' ``results.csv``
-agree outside the timing columns; and the machine.
+agree outside the timing columns; and the machine. A run that fails is reported with its exit
+code, the command's last output lines and the failed notebooks' tracebacks.
 
     python bench/bench_main_job.py --base e998cee --new HEAD [--rounds 2]
 """
@@ -26,12 +27,14 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_facts
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_COLUMNS = ("seconds", "seconds_per_frame", "train_seconds")
+MEASURES = ("wall_s", "user_s", "sys_s", "notebooks_span_s")
 
 
 def _clone(rev: str, where: Path) -> str:
@@ -59,18 +62,26 @@ def _run(clone: Path, run: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(clone)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         ["endobench", "ablate", "configs/demo.yaml", "--results", str(results)],
-        cwd=clone, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=clone, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
+    row: dict[str, Any] = {
+        "exit_code": done.returncode,
         "wall_s": round(wall, 2),
         "user_s": round(after.ru_utime - before.ru_utime, 2),
         "sys_s": round(after.ru_stime - before.ru_stime, 2),
         "notebooks_span_s": round(_notebook_span(results), 2),
     }
+    if done.returncode:  # what failed, for the JSON: the command's last lines, each traceback
+        row["stderr_tail"] = done.stderr[-2000:]
+        row["tracebacks"] = {
+            str(Path(p).parent.relative_to(results)): Path(p).read_text()[-2000:]
+            for p in glob.glob(str(results / "demo" / "*" / "*" / "traceback.txt"))
+        }
+    return row
 
 
 def _same_results(a: Path, b: Path) -> bool:
@@ -95,7 +106,7 @@ def main() -> None:
         for i, key in enumerate(order):
             runs[key].append(_run(clones[key], i))
         medians = {
-            k: {m: round(statistics.median(r[m] for r in rs), 2) for m in rs[0]}
+            k: {m: round(statistics.median(r[m] for r in rs), 2) for m in MEASURES}
             for k, rs in runs.items()
         }
         same = _same_results(clones["base"] / "results-0", clones["new"] / "results-1")

@@ -15,6 +15,8 @@ CHECK = r"""
 import json, sys
 from endobench.ablate.papermill_import import papermill
 pm = papermill()
+import rfc3987_syntax.utils  # a submodule imports under the stand-in as under the real module
+utils_name = rfc3987_syntax.utils.__name__
 compiled_at_import = "rfc3987_syntax.syntax_helpers" in sys.modules
 import jsonschema
 checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -23,6 +25,7 @@ iri = [checker.conforms(v, "iri") for v in values]
 iri_reference = [checker.conforms(v, "iri-reference") for v in values]
 import rfc3987_syntax
 print(json.dumps({
+    "utils": utils_name,
     "papermill": pm.__name__,
     "compiled_at_import": compiled_at_import,
     "compiled_after_use": "rfc3987_syntax.syntax_helpers" in sys.modules,
@@ -55,6 +58,7 @@ def _run(code: str) -> dict:
 def test_grammars_compile_on_first_iri_check_with_the_same_answers():
     deferred, plain = _run(CHECK), _run(REFERENCE)
     assert deferred["papermill"] == "papermill"
+    assert deferred["utils"] == "rfc3987_syntax.utils"
     assert deferred["compiled_at_import"] is False
     assert deferred["compiled_after_use"] is True
     assert deferred["real_module_now"] is True

@@ -49,11 +49,15 @@ def _attribute(name: str) -> Any:
 def defer_rfc3987_grammars() -> None:
     """Install the stand-in unless ``rfc3987_syntax`` is imported already or not installed."""
     with _lock:
-        if _GRAMMARS in sys.modules or importlib.util.find_spec(_GRAMMARS) is None:
+        spec = None if _GRAMMARS in sys.modules else importlib.util.find_spec(_GRAMMARS)
+        if spec is None:
             return
         stand_in = types.ModuleType(_GRAMMARS, "imports rfc3987_syntax on first use")
         stand_in.__dict__.update(
-            __endobench_stand_in__=True, is_valid_syntax=_is_valid_syntax, __getattr__=_attribute
+            __endobench_stand_in__=True,
+            __path__=list(spec.submodule_search_locations or []),  # its submodules import as usual
+            is_valid_syntax=_is_valid_syntax,
+            __getattr__=_attribute,
         )
         sys.modules[_GRAMMARS] = stand_in
 
