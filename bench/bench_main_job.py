@@ -6,9 +6,9 @@ cache, as a new user has it) and the two run alternately, ``base, new, new, base
 environment runs that clone's code. The feature cache (``~/.cache/endobench``) is shared, as a
 user's is. Prints JSON: per run the wall, user and sys seconds (of the command and every process
 it waited for) and the span from the first notebook's start to the last one's end; per commit
-the medians; the ratio of the medians (new / base); whether the two commits' ``results.csv``
-numbers agree outside the timing columns; and the machine. A run that fails is reported with its exit
-code, the command's last output lines and the failed notebooks' tracebacks.
+the medians; the ratio of the medians (new / base); whether the numbers of the two commits'
+``results.csv`` agree outside the timing columns; and the machine. A run that fails is reported
+with its exit code, the command's last output lines and the failed notebooks' tracebacks.
 
     python bench/bench_main_job.py --base e998cee --new HEAD [--rounds 2]
 """
@@ -57,7 +57,7 @@ def _notebook_span(results: Path) -> float:
     return (max(ends) - min(starts)).total_seconds()
 
 
-def _run(clone: Path, run: int) -> dict[str, float]:
+def _run(clone: Path, run: int) -> dict[str, Any]:
     results = clone / f"results-{run}"
     env = {**os.environ, "PYTHONPATH": str(clone)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-main-job-") as tmp:
         clones = {"base": Path(tmp, "base"), "new": Path(tmp, "new")}
         revs = {k: _clone(getattr(args, k), p) for k, p in clones.items()}
-        runs: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
+        runs: dict[str, list[dict[str, Any]]] = {"base": [], "new": []}
         order = [k for i in range(args.rounds) for k in (("base", "new"), ("new", "base"))[i % 2]]
         for i, key in enumerate(order):
             runs[key].append(_run(clones[key], i))

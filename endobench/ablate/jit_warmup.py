@@ -3,10 +3,10 @@
 numba compiles a kernel on its first call and keeps it in its disk cache (``cache=True``). In a
 fresh checkout, the first notebook that tracks and scores a clip pays that compilation (about
 9 s of CPU on the demo machine, twice that on a slow one) in the middle of the sweep, where it
-holds up that worker's queue of short notebooks. ``endobench ablate`` therefore starts this
-module (:func:`in_background`) as a separate lowest-priority process before it plans: it tracks a tiny
-synthetic clip forward and bidirectionally by DIS flow and scores it with J&F, Dice / HD95 and
-T, which compiles what the tracking notebooks run while the planner keeps only one core busy.
+holds up that worker's queue of short notebooks. ``endobench ablate`` therefore runs this
+module (:func:`in_background`) as a separate lowest-priority process while it plans: it tracks a
+tiny synthetic clip forward and bidirectionally by DIS flow and scores it with J&F, Dice / HD95
+and T, which compiles what the tracking notebooks run while the planner keeps one core busy.
 Afterwards it only takes CPU time that nothing else wants. With the cache warm it loads the
 kernels and exits within about a second. It changes no result: the notebooks load the very
 code numba would otherwise compile for them.
