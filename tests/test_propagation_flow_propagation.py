@@ -193,9 +193,10 @@ class FieldFlow(FlowEstimator):
 
 
 def test_photometric_confidence_from_the_relative_map_equals_the_absolute_map():
-    """``prepare`` samples the previous gray through the flow as a relative map; the values are
-    those of remapping through ``sampling_map`` (pixel + flow), including sub-pixel positions
-    and positions outside the frame (replicated border)."""
+    """The step samples the previous gray through the flow as a relative map; its photometric
+    confidence is that of remapping through ``sampling_map`` (pixel + flow), including sub-pixel
+    positions and positions outside the frame (replicated border). After a keyframe the step's
+    confidence is exactly that value wherever the whole bilinear footprint lies in the frame."""
     import cv2
 
     from endobench.propagation import sampling_map
@@ -207,13 +208,25 @@ def test_photometric_confidence_from_the_relative_map_equals_the_absolute_map():
     frame = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (5, 5), 1.5)
     flow = cv2.GaussianBlur(rng.normal(0, 12, (h, w, 2)).astype(np.float32), (9, 9), 3)
     flow[:5] += np.float32(-40.0)  # rows that sample far outside the frame
-    motion = FlowPropagator(FieldFlow(flow), photometric_sigma=20.0).prepare(prev, frame)
+    prop = FlowPropagator(FieldFlow(flow), photometric_sigma=20.0)
+    motion = prop.prepare(prev, frame)
     np.testing.assert_array_equal(motion.flow, flow)
+    assert motion.conf is None  # photometric confidence is the step's work, not the flow's
     gray, prev_gray = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frame, prev))
+    positions = sampling_map(flow)
     warped = cv2.remap(
-        prev_gray, sampling_map(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        prev_gray, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     expected = photometric_table(20.0)[cv2.absdiff(gray, warped)]
-    assert motion.conf is not None
-    np.testing.assert_array_equal(motion.conf, expected)
     assert 0.0 < float(expected.min()) < float(expected.max()) <= 1.0
+    np.testing.assert_array_equal(prop._photometric(prev_gray, gray, flow), expected)
+
+    probs = np.zeros((2, h, w), np.float32)
+    probs[1] = 1.0  # one object over the whole frame
+    prop.reset(prev, probs)
+    step = prop.step(frame, motion)
+    x, y = positions[..., 0], positions[..., 1]
+    inside = (x >= 0) & (y >= 0) & (np.floor(x) + 1 <= w - 1) & (np.floor(y) + 1 <= h - 1)
+    assert 0.5 < inside.mean() < 1.0 and not inside[:5].any()
+    np.testing.assert_array_equal(step.confidence[inside], expected[inside])
+    assert not step.confidence[:5].any()  # no source in the frame: no trust

@@ -28,8 +28,8 @@ def test_prepare_reusing_the_previous_gray_equals_converting_it_again():
     rng = np.random.default_rng(3)
     base = cv2.GaussianBlur(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8), (7, 7), 2)
     clip = [np.roll(base, (t, 2 * t), axis=(0, 1)) for t in range(5)]
-    reusing = FlowPropagator(DISFlow("ultrafast"))
-    converting = FlowPropagator(DISFlow("ultrafast"))
+    reusing = FlowPropagator(DISFlow("ultrafast"), confidence="forward_backward")
+    converting = FlowPropagator(DISFlow("ultrafast"), confidence="forward_backward")
     for t in range(1, 5):
         motion = reusing.prepare(clip[t - 1], clip[t])
         again = converting.prepare(clip[t - 1].copy(), clip[t])

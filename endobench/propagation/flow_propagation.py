@@ -33,6 +33,7 @@ import numpy as np
 
 from endobench.propagation.base import PropagationStep
 from endobench.propagation.flow import FlowEstimator, to_gray
+from endobench.propagation.flow_step_kernel import settle
 from endobench.propagation.warp import (
     WarpError,
     forward_backward_confidence,
@@ -41,9 +42,6 @@ from endobench.propagation.warp import (
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
 CONFIDENCE_MODES = ("photometric", "forward_backward", "none")
-# Rows per stripe of a step: a stripe's temporaries (~20 planes of 64 x W) stay in the CPU
-# cache; measured on 480 x 854: 64 rows cut the step's CPU time by about a fifth.
-STRIPE_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,9 @@ class Motion:
 
     prev / frame: the two frames it was prepared for (``step`` checks them by identity).
     gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 displacement of every
-    pixel of ``frame`` to its position in ``prev`` (``step`` adds the pixel per stripe). conf:
-    ``H x W`` float32 confidence of this step (module docstring), None for ``confidence="none"``.
+    pixel of ``frame`` to its position in ``prev``. conf: ``H x W`` float32 forward-backward
+    confidence of this step (module docstring); None for the other modes (``step`` computes the
+    photometric one itself, off the flow thread, a pipeline's slowest stage).
     seconds: time spent preparing it in flow, warp and confidence (``step`` adds them to the
     propagator's ``timings``, so only the thread that steps writes them).
     """
@@ -120,9 +119,15 @@ class FlowPropagator:
         self._prev_gray: np.ndarray | None = None
         self._prev_frame: np.ndarray | None = None  # previous frame as given (Motion check)
         self._prepared: tuple[np.ndarray, np.ndarray] | None = None  # (frame, gray) last prepared
-        # Keyframe object probabilities as sampled (see ``_plan_keys``).
-        self._keys: list[_Key] | None = None
-        self._buffers: _StepBuffers | None = None
+        # Keyframe object probabilities, (H + 2) x (W + 2) x K (zero outside the field of view
+        # and on a one-pixel border), and the
+        # box of positions that can reach each object (``reach_boxes``).
+        self._keys: np.ndarray | None = None
+        self._boxes: np.ndarray | None = None
+        self._fov_plane = (
+            _NO_FOV if self.fov is None else np.ascontiguousarray(self.fov).view(np.uint8)
+        )
+        self._states: tuple[np.ndarray, np.ndarray] | None = None  # ping-pong H x W x 4 states
         self._classes = 0
         # H x W x 4 per current pixel: keyframe position x, y; accumulated confidence; validity.
         self._track: np.ndarray | None = None
@@ -140,11 +145,14 @@ class FlowPropagator:
         inside = np.ones(shape, np.float32) if self.fov is None else self.fov.astype(np.float32)
         self._classes = probs.shape[0]
         # Only the object channels are sampled (background is their complement), zero outside
-        # the field of view (``_plan_keys``).
-        self._keys = _plan_keys(probs[1:] * inside)
-        if self._buffers is None or self._buffers.shape != shape:
-            self._buffers = _StepBuffers(shape)
-        track = self._buffers.track[0]
+        # the field of view, interleaved per pixel (one kernel read fetches all of a tap).
+        objects = probs[1:] * inside
+        self._boxes = reach_boxes(objects)
+        self._keys = np.zeros((shape[0] + 2, shape[1] + 2, objects.shape[0]), np.float32)
+        self._keys[1:-1, 1:-1] = objects.transpose(1, 2, 0)  # zero border: see ``settle``
+        if self._states is None or self._states[0].shape[:2] != shape:
+            self._states = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
+        track = self._states[0]
         track[..., :2] = pixel_grid(*shape)
         track[..., 2] = inside
         track[..., 3] = inside
@@ -154,8 +162,8 @@ class FlowPropagator:
 
     def prepare(self, prev: np.ndarray, frame: np.ndarray) -> Motion:
         """Everything of the step ``prev`` -> ``frame`` (``H x W x 3`` uint8 RGB) that does not
-        depend on the propagation state: the flow, the sampling positions and the step's
-        confidence (see ``Motion``).
+        depend on the propagation state and costs the flow estimator's time: the flow, and with
+        ``confidence="forward_backward"`` the reverse flow's confidence (see ``Motion``).
 
         So it may run ahead on another thread, but never on two threads at once for one
         propagator (its estimator is not thread-safe).
@@ -188,22 +196,21 @@ class FlowPropagator:
         flow = flow.astype(np.float32, copy=False)
         t2 = time.perf_counter()
         conf = None
-        if self.confidence_mode == "photometric":
-            # A relative map: OpenCV adds each pixel's own position to its displacement, the
-            # same float32 sum as ``sampling_map``, without building that map on this thread.
-            warped = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
-                prev_gray,
-                flow,
-                None,
-                cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
-            cv2.absdiff(gray, warped, dst=warped)
-            conf = cv2.LUT(warped, self._table)
-        elif flow_rev is not None:
+        if flow_rev is not None:
             conf = forward_backward_confidence(flow, flow_rev, self.fb_alpha1, self.fb_alpha2)
         t3 = time.perf_counter()
         return Motion(prev, frame, gray, flow, conf, (t1 - t0, t2 - t1, t3 - t2))
+
+    def _photometric(self, prev_gray: np.ndarray, gray: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """``H x W`` float32 brightness-constancy confidence of a step (module docstring)."""
+        # A relative map: OpenCV adds each pixel's own position to its displacement, the same
+        # float32 sum as ``sampling_map``, without building that map.
+        warped = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
+            prev_gray, flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )  # fmt: skip
+        cv2.absdiff(gray, warped, dst=warped)
+        return cv2.LUT(warped, self._table)
 
     def step(self, frame: np.ndarray, motion: Motion | None = None) -> PropagationStep:
         """Propagate onto ``frame``; returns probs (``C x H x W``) and confidence (``H x W``).
@@ -212,7 +219,7 @@ class FlowPropagator:
         """
         if self._track is None or self._keys is None or self._prev_frame is None:
             raise RuntimeError(f"{self.name}: step() called before reset()")
-        assert self._prev_gray is not None and self._buffers is not None
+        assert self._prev_gray is not None and self._states is not None
         frame = np.asarray(frame)
         if motion is None:
             motion = self._motion(self._prev_frame, self._prev_gray, frame)
@@ -222,233 +229,76 @@ class FlowPropagator:
                 "prepare(previous frame, this frame), in stream order)"
             )
         gray = motion.gray
-        buf = self._buffers
         h, w = gray.shape
-        grid = pixel_grid(h, w)
+        t0 = time.perf_counter()
+        step_conf = motion.conf
+        if self.confidence_mode == "photometric":
+            # Here rather than in ``prepare``: the flow thread is a pipeline's slowest stage.
+            step_conf = self._photometric(self._prev_gray, gray, motion.flow)
         t1 = time.perf_counter()
-        # The state ping-pongs between two buffers: the old one is the remaps' source.
+        # The state ping-pongs between two buffers: the old one is the kernel's source.
         source = self._track
-        track = buf.track[1] if source is buf.track[0] else buf.track[0]
+        track = self._states[1] if source is self._states[0] else self._states[0]
         probs = np.empty((self._classes, h, w), np.float32)  # fresh: returned
         conf_out = np.empty((h, w), np.float32)  # fresh: returned
-        top, bottom, left, right = h, 0, w, 0  # the union of the stripes' sampled rectangles
-        # Every output pixel depends on the sources only, so the frame is done in stripes of
-        # rows whose temporaries stay in the CPU cache (same values as one whole-frame pass).
-        for r0 in range(0, h, buf.rows):
-            r1 = min(h, r0 + buf.rows)
-            n = r1 - r0
-            coords = np.add(grid[r0:r1], motion.flow[r0:r1], out=buf.coords[:n])
-            tracked = cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
-                source, coords, None, cv2.INTER_LINEAR, dst=track[r0:r1], **_ZERO_BORDER
-            )
-            step_conf = None if motion.conf is None else motion.conf[r0:r1]
-            # Positions are averaged over the valid bilinear taps only (no smearing from
-            # outside); a pixel needs at least half of its footprint valid to have a source.
-            # Contiguous planes make this bookkeeping much cheaper than strided lanes.
-            x, y, conf, valid = cv2.split(tracked, [plane[:n] for plane in buf.planes])
-            ok = np.greater_equal(valid, np.float32(0.5), out=buf.ok[:n])
-            if self.fov is not None:
-                ok &= self.fov[r0:r1]
-            okf = buf.okf[:n]
-            okf[...] = ok
-            scale = np.maximum(valid, np.float32(1e-6), out=buf.scale[:n])
-            np.divide(okf, scale, out=scale)
-            x *= scale
-            y *= scale
-            weight = okf if step_conf is None else np.multiply(okf, step_conf, out=scale)
-            stripe_conf = np.multiply(conf, weight, out=conf_out[r0:r1])
-            cv2.merge((x, y, stripe_conf, okf), tracked)
-            # Only pixels whose position reaches a keyframe object can sample one; elsewhere
-            # the samples are exactly 0 (zeros interpolated), so background is exactly 1.
-            rects = _key_rects(x, y, self._keys, buf)
-            stripe = probs[:, r0:r1]
-            whole = sum(key.count for key, rect in rects if rect == (0, n, 0, w))
-            if whole < self._classes - 1:  # some object channel is not sampled everywhere
-                stripe[1:] = 0.0
-                stripe[0] = 1.0
-            if not rects:
-                continue
-            ra, rb = min(r[1][0] for r in rects), max(r[1][1] for r in rects)
-            ca, cb = min(r[1][2] for r in rects), max(r[1][3] for r in rects)
-            top, bottom = min(top, r0 + ra), max(bottom, r0 + rb)
-            left, right = min(left, ca), max(right, cb)
-            # Sample the keyframe once through the chained positions: no diffusion over steps.
-            for key, (ka, kb, kc, kd) in rects:
-                xs, ys = x[ka:kb, kc:kd], y[ka:kb, kc:kd]
-                planes = list(stripe[key.first : key.first + key.count, ka:kb, kc:kd])
-                if key.probs.shape[2] == 1:
-                    cv2.remap(key.probs, xs, ys, cv2.INTER_LINEAR, dst=planes[0], **_ZERO_BORDER)
-                else:
-                    block = buf.block[: kb - ka, : kd - kc]
-                    sampled = cv2.remap(
-                        key.probs, xs, ys, cv2.INTER_LINEAR, dst=block, **_ZERO_BORDER
-                    )
-                    padding = [plane[: kb - ka, : kd - kc] for plane in buf.padding[key.count :]]
-                    cv2.split(sampled, planes + padding)
-                for plane in planes:
-                    plane *= okf[ka:kb, kc:kd]
-            roi = stripe[:, ra:rb, ca:cb]
-            background = np.subtract(np.float32(1.0), roi[1], out=roi[0])
-            for channel in roi[2:]:
-                background -= channel
+        step_conf = _NO_PLANE if step_conf is None else np.ascontiguousarray(step_conf)
+        # Each pixel's state read at its position in the previous frame (OpenCV adds the pixel's
+        # own coordinates to the displacement), then renormalised and sampled by the kernel.
+        cv2.remap(  # type: ignore[call-overload, unused-ignore]  # OpenCV's stubs reject map2=None (one 2-channel map)
+            source, motion.flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, dst=track,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+        )  # fmt: skip
+        top, bottom, left, right = settle(
+            track, self._fov_plane, step_conf, self._keys, self._boxes, conf_out, probs
+        )
         self._track = track
         t4 = time.perf_counter()
         self._prev_gray, self._prev_frame = gray, frame
         flow_s, warp_s, conf_s = motion.seconds
         self.timings["flow"] += flow_s
         self.timings["warp"] += warp_s + t4 - t1
-        self.timings["confidence"] += conf_s
+        self.timings["confidence"] += conf_s + t1 - t0
         support = (top, bottom, left, right) if bottom > top else (0, 0, 0, 0)
         return PropagationStep(
             probs=probs, confidence=conf_out, support=None if support == (0, h, 0, w) else support
         )
 
 
-_ZERO_BORDER = {"borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
-# A bilinear sample at x reads columns floor(x) and floor(x) + 1 (OpenCV rounds x to 1/32 of a
-# pixel first), so a position more than this far outside an object's box reads only zeros.
+# A bilinear sample at x reads columns floor(x) and floor(x) + 1, so a position more than this
+# far outside an object's box reads only zeros (1 would do; 2 leaves room for rounding).
 REACH_MARGIN = 2.0
-# Positions are tested against the objects' box only when it covers at most this share of the
+# Positions are tested against an object's box only when it covers at most this share of the
 # frame; a larger box would leave little to skip for the cost of the test.
 REACH_MAX_SHARE = 0.5
-
-# Box (x0, x1, y0, y1) of the positions that can reach a key's objects: None for every position
-# (the test is skipped).
-_Box = tuple[float, float, float, float] | None
-# Sampling one 4-channel group costs about this many single-channel samplings per pixel
-# (cv2.remap + split, 480 x 854): objects are sampled one by one when that is cheaper.
-GROUP_COST = 2.5
+# ``flow_step``'s stand-in for an absent plane (no field of view, no step confidence).
+_NO_PLANE = np.zeros((0, 0), np.float32)
+_NO_FOV = np.zeros((0, 0), np.uint8)
 
 
-@dataclass(frozen=True)
-class _Key:
-    """Object channels ``first .. first + count - 1`` of the keyframe, as one remap samples them:
-    ``probs`` ``H x W x 1`` or (2-4 channels, padded with zero channels) ``H x W x 4`` float32;
-    ``reach``: the box of positions that can reach them."""
-
-    first: int
-    count: int
-    probs: np.ndarray
-    reach: _Box
-
-
-def _plan_keys(objects: np.ndarray) -> list[_Key]:
-    """``K x H x W`` object probabilities -> the keys ``step`` samples.
-
-    Groups of 4 channels in id order (one 4-channel remap costs less than 2-4 single ones, and
-    2 channels would take OpenCV's slower path, with weights rounded to 1/32 pixel), or one key
-    per object when the objects' boxes are small enough that sampling each inside its own box
-    is cheaper. Both give the same values: outside its box a key's samples are exactly 0, and
-    channels no key holds (objects that are zero everywhere) stay 0.
+def reach_boxes(objects: np.ndarray) -> np.ndarray:
+    """``K x H x W`` object probabilities -> ``K x 4`` float64 boxes ``(x0, x1, y0, y1)`` of the
+    positions whose bilinear samples can touch each object's non-zero pixels: its bounding box
+    plus ``REACH_MARGIN``; every position (infinite box) when that covers more than
+    ``REACH_MAX_SHARE`` of the frame; no position (an empty box) for an object that is nowhere.
     """
-    count = objects.shape[0]
     shape = objects.shape[1:]
-    boxes = [_support_box(channel) for channel in objects]
-    groups = [
-        (g, min(count, g + 4), _union(boxes[g : g + 4], shape))
-        for g in range(0, count, 4)
-        if any(box != "none" for box in boxes[g : g + 4])
-    ]
-    live = [k for k, box in enumerate(boxes) if box != "none"]
-    one_by_one = sum(_area(boxes[k], shape) for k in live)
-    grouped = sum(_area(box, shape) * (GROUP_COST if b - a > 1 else 1.0) for a, b, box in groups)
-    if one_by_one < grouped:
-        return [_Key(1 + k, 1, objects[k][..., None].copy(), boxes[k]) for k in live]  # type: ignore[arg-type]
-    keys = []
-    for a, b, box in groups:
-        probs = np.zeros((*shape, 1 if b - a == 1 else 4), np.float32)
-        for c in range(a, b):
-            probs[..., c - a] = objects[c]
-        keys.append(_Key(1 + a, b - a, probs, box))
-    return keys
-
-
-def _support_box(channel: np.ndarray) -> _Box | Literal["none"]:
-    """The box of positions whose samples can touch the non-zero pixels of ``channel`` (``H x W``):
-    its bounding box plus ``REACH_MARGIN``; "none" when it is zero everywhere."""
-    rows = np.flatnonzero(channel.any(axis=1))
-    if rows.size == 0:
-        return "none"
-    cols = np.flatnonzero(channel.any(axis=0))
-    box = (
-        float(cols[0] - REACH_MARGIN),
-        float(cols[-1] + REACH_MARGIN),
-        float(rows[0] - REACH_MARGIN),
-        float(rows[-1] + REACH_MARGIN),
-    )
-    return None if _area(box, channel.shape) > REACH_MAX_SHARE * channel.size else box
-
-
-def _union(boxes: list[_Box | Literal["none"]], shape: tuple[int, ...]) -> _Box:
-    """The box holding ``boxes`` (None if one of them is None or it covers too much)."""
-    real = [box for box in boxes if box != "none"]
-    if any(box is None for box in real):
-        return None
-    x0, x1 = min(b[0] for b in real), max(b[1] for b in real)  # type: ignore[index]
-    y0, y1 = min(b[2] for b in real), max(b[3] for b in real)  # type: ignore[index]
-    box = (x0, x1, y0, y1)
-    return None if _area(box, shape) > REACH_MAX_SHARE * shape[0] * shape[1] else box
-
-
-def _area(box: _Box | Literal["none"], shape: tuple[int, ...]) -> float:
-    if box == "none":
-        return 0.0
-    return float(shape[0] * shape[1]) if box is None else (box[1] - box[0]) * (box[3] - box[2])
-
-
-def _key_rects(
-    x: np.ndarray, y: np.ndarray, keys: list[_Key], buf: _StepBuffers
-) -> list[tuple[_Key, tuple[int, int, int, int]]]:
-    """Each key whose box a position of the stripe (planes ``x``, ``y``) can reach, with the
-    rows ``ra:rb`` and columns ``ca:cb`` holding all such positions."""
-    n, w = x.shape
-    low, high = cv2.minMaxLoc(y)[:2]
-    out = []
-    bounds = None
-    for key in keys:
-        if key.reach is None:
-            out.append((key, (0, n, 0, w)))
+    boxes = np.empty((objects.shape[0], 4), np.float64)
+    for k, channel in enumerate(objects):
+        rows = np.flatnonzero(channel.any(axis=1))
+        if rows.size == 0:
+            boxes[k] = (np.inf, -np.inf, np.inf, -np.inf)
             continue
-        x0, x1, y0, y1 = key.reach
-        if high < y0 or low > y1:  # the common case for a small object: one pass, no mask
-            continue
-        if bounds is None:  # each row's and column's range of positions, for every key
-            bounds = (y.min(axis=1), y.max(axis=1), x.min(axis=0), x.max(axis=0))
-        rows = np.flatnonzero((bounds[1] >= y0) & (bounds[0] <= y1))
-        cols = np.flatnonzero((bounds[3] >= x0) & (bounds[2] <= x1))
-        if rows.size == 0 or cols.size == 0:
-            continue
-        ra, rb, ca, cb = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        # Inside that candidate rectangle, the exact one: positions in the box.
-        xs, ys = x[ra:rb, ca:cb], y[ra:rb, ca:cb]
-        inside, scratch = buf.inside[: rb - ra, : cb - ca], buf.ok[: rb - ra, : cb - ca]
-        np.greater_equal(xs, x0, out=inside)
-        inside &= np.less_equal(xs, x1, out=scratch)
-        inside &= np.greater_equal(ys, y0, out=scratch)
-        inside &= np.less_equal(ys, y1, out=scratch)
-        ka, kb, kw, kh = cv2.boundingRect(inside.view(np.uint8))
-        if kw:
-            out.append((key, (ra + kb, ra + kb + kh, ca + ka, ca + ka + kw)))
-    return out
-
-
-class _StepBuffers:
-    """Scratch arrays of ``FlowPropagator.step`` (allocated once per frame size, reused): the
-    two ``H x W x 4`` states and one stripe of ``rows`` rows of each temporary."""
-
-    def __init__(self, shape: tuple[int, int], rows: int = STRIPE_ROWS) -> None:
-        self.shape = shape
-        self.rows = rows = min(rows, shape[0])
-        width = shape[1]
-        self.track = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
-        self.planes = [np.empty((rows, width), np.float32) for _ in range(4)]
-        self.padding = [np.empty((rows, width), np.float32) for _ in range(3)]  # key padding
-        self.ok = np.empty((rows, width), bool)
-        self.okf = np.empty((rows, width), np.float32)
-        self.scale = np.empty((rows, width), np.float32)
-        self.block = np.empty((rows, width, 4), np.float32)
-        self.coords = np.empty((rows, width, 2), np.float32)
-        self.inside = np.empty((rows, width), bool)
+        cols = np.flatnonzero(channel.any(axis=0))
+        box = (
+            cols[0] - REACH_MARGIN,
+            cols[-1] + REACH_MARGIN,
+            rows[0] - REACH_MARGIN,
+            rows[-1] + REACH_MARGIN,
+        )
+        area = (box[1] - box[0]) * (box[3] - box[2])
+        large = area > REACH_MAX_SHARE * shape[0] * shape[1]
+        boxes[k] = (-np.inf, np.inf, -np.inf, np.inf) if large else box
+    return boxes
 
 
 class CopyLastPropagator:
