@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 # Sub-command name -> module in endobench.commands exposing ``add_parser(subparsers)``, which
 # registers the parser and sets ``func`` (called with the parsed args, returns an exit code).
@@ -58,6 +62,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(args)
 
 
+def console() -> NoReturn:
+    """The ``endobench`` console script: ``main``, then a prompt end of the process.
+
+    When a command returns, its files are written and closed and its worker threads joined;
+    what remains of a normal exit is the interpreter's teardown (collecting every module, LLVM's
+    and OpenBLAS's destructors), about 0.3 s once a numba kernel has been loaded, for no effect
+    on the results. So the exit hooks run here (``atexit``'s, which include logging's flush),
+    the standard streams are flushed, and the process ends with the command's exit code. While
+    a non-daemon thread is still alive the usual exit is taken instead, which waits for it.
+    """
+    code = main()
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:  # the reader went away (see ``run_command``)
+            pass
+    os._exit(code)
+
+
 BUG_HINT = "this is a bug in endobench; please report it with the traceback above"
 
 
@@ -89,4 +117,4 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

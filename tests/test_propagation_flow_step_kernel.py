@@ -205,16 +205,45 @@ def test_kernel_equals_the_dense_rules_for_each_confidence_mode(confidence):
 
 
 def test_reach_boxes_are_the_objects_bounding_boxes_with_the_margin():
-    objects = one_hot(spread(4), 4)[1:]
-    objects[2] = 0.0  # an object that is nowhere
-    boxes = fp.reach_boxes(objects)
-    for k in (1, 2):  # (labels k, squares of 6 x 6 at row 17k, column 29k)
-        m = fp.REACH_MARGIN
-        r, c = 17 * k, 29 * k
-        assert tuple(boxes[k - 1]) == (c - m, c + 5 + m, r - m, r + 5 + m)
-    assert tuple(boxes[2]) == (np.inf, -np.inf, np.inf, -np.inf)
-    large = one_hot(blobs(2, slice(0, H), slice(0, W)), 2)[1:]
-    assert tuple(fp.reach_boxes(large)[0]) == (-np.inf, np.inf, -np.inf, np.inf)
+    extents = np.array([[29, 34, 17, 22], [58, 63, 34, 39], [W, -1, H, -1]])
+    boxes = fp.reach_boxes(extents, (H, W))
+    m = fp.REACH_MARGIN
+    assert tuple(boxes[0]) == (29 - m, 34 + m, 17 - m, 22 + m)
+    assert tuple(boxes[1]) == (58 - m, 63 + m, 34 - m, 39 + m)
+    assert tuple(boxes[2]) == (np.inf, -np.inf, np.inf, -np.inf)  # an object that is nowhere
+    large = fp.reach_boxes(np.array([[0, W - 1, 0, H - 1]]), (H, W))
+    assert tuple(large[0]) == (-np.inf, np.inf, -np.inf, np.inf)
+
+
+@pytest.mark.parametrize("use_fov", [False, True])
+def test_the_keyframe_layout_is_the_objects_times_the_fov_with_a_zero_border(use_fov):
+    from endobench.propagation.flow_step_kernel import lay_out_keyframe
+
+    probs = one_hot(spread(4), 4)
+    probs[:, 100:, 70:] = np.float32(0.25)  # soft probabilities in a corner
+    probs[2] = 0.0  # an object that is nowhere
+    fov = np.ones((H, W), bool)
+    fov[:, :31] = False  # hides part of object 1 (columns 29..34)
+    inside = (fov if use_fov else np.ones((H, W), bool)).astype(np.float32)
+    keys = np.full((H + 2, W + 2, 3), np.nan, np.float32)
+    state = np.full((H, W, 4), np.nan, np.float32)
+    extents = np.zeros((3, 4), np.int64)
+    plane = fov.view(np.uint8) if use_fov else np.zeros((0, 0), np.uint8)
+    lay_out_keyframe(probs, plane, keys, state, extents)
+    objects = probs[1:] * inside
+    np.testing.assert_array_equal(keys[1:-1, 1:-1], objects.transpose(1, 2, 0))
+    assert not keys[0].any() and not keys[-1].any()
+    assert not keys[:, 0].any() and not keys[:, -1].any()
+    np.testing.assert_array_equal(state[..., :2], pixel_grid(H, W))
+    np.testing.assert_array_equal(state[..., 2], inside)
+    np.testing.assert_array_equal(state[..., 3], inside)
+    for k, channel in enumerate(objects):
+        rows, cols = np.flatnonzero(channel.any(axis=1)), np.flatnonzero(channel.any(axis=0))
+        if rows.size == 0:
+            assert tuple(extents[k]) == (W, -1, H, -1)
+        else:
+            assert tuple(extents[k]) == (cols[0], cols[-1], rows[0], rows[-1])
+    assert tuple(extents[0]) == ((31 if use_fov else 29), W - 1, 17, H - 1)
 
 
 def test_no_object_gives_exact_background():

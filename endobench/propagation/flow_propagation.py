@@ -33,11 +33,10 @@ import numpy as np
 
 from endobench.propagation.base import PropagationStep
 from endobench.propagation.flow import FlowEstimator, to_gray
-from endobench.propagation.flow_step_kernel import settle
+from endobench.propagation.flow_step_kernel import lay_out_keyframe, settle
 from endobench.propagation.warp import (
     WarpError,
     forward_backward_confidence,
-    pixel_grid,
 )
 
 ConfidenceMode = Literal["photometric", "forward_backward", "none"]
@@ -142,20 +141,18 @@ class FlowPropagator:
             raise ValueError(
                 f"fov: shape {self.fov.shape} differs from the frames' {shape} (H x W)"
             )
-        inside = np.ones(shape, np.float32) if self.fov is None else self.fov.astype(np.float32)
         self._classes = probs.shape[0]
         # Only the object channels are sampled (background is their complement), zero outside
         # the field of view, interleaved per pixel (one kernel read fetches all of a tap).
-        objects = probs[1:] * inside
-        self._boxes = reach_boxes(objects)
-        self._keys = np.zeros((shape[0] + 2, shape[1] + 2, objects.shape[0]), np.float32)
-        self._keys[1:-1, 1:-1] = objects.transpose(1, 2, 0)  # zero border: see ``settle``
+        layout = (shape[0] + 2, shape[1] + 2, self._classes - 1)
+        keys = self._keys if self._keys is not None and self._keys.shape == layout else None
+        keys = np.empty(layout, np.float32) if keys is None else keys
+        extents = np.empty((self._classes - 1, 4), np.int64)
         if self._states is None or self._states[0].shape[:2] != shape:
             self._states = (np.empty((*shape, 4), np.float32), np.empty((*shape, 4), np.float32))
         track = self._states[0]
-        track[..., :2] = pixel_grid(*shape)
-        track[..., 2] = inside
-        track[..., 3] = inside
+        lay_out_keyframe(np.ascontiguousarray(probs), self._fov_plane, keys, track, extents)
+        self._keys, self._boxes = keys, reach_boxes(extents, shape)
         self._track = track
         self._prev_gray = to_gray(frame)
         self._prev_frame = frame
@@ -270,31 +267,24 @@ REACH_MARGIN = 2.0
 # Positions are tested against an object's box only when it covers at most this share of the
 # frame; a larger box would leave little to skip for the cost of the test.
 REACH_MAX_SHARE = 0.5
-# ``flow_step``'s stand-in for an absent plane (no field of view, no step confidence).
+# ``settle``'s stand-in for an absent plane (no field of view, no step confidence).
 _NO_PLANE = np.zeros((0, 0), np.float32)
 _NO_FOV = np.zeros((0, 0), np.uint8)
 
 
-def reach_boxes(objects: np.ndarray) -> np.ndarray:
-    """``K x H x W`` object probabilities -> ``K x 4`` float64 boxes ``(x0, x1, y0, y1)`` of the
-    positions whose bilinear samples can touch each object's non-zero pixels: its bounding box
-    plus ``REACH_MARGIN``; every position (infinite box) when that covers more than
+def reach_boxes(extents: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Objects' extents (``K x 4`` first and last column and row ``(c0, c1, r0, r1)`` of their
+    non-zero pixels, ``c1 < c0`` for an object that is nowhere) in an ``H x W`` frame -> ``K x 4``
+    float64 boxes ``(x0, x1, y0, y1)`` of the positions whose bilinear samples can touch them:
+    the extent plus ``REACH_MARGIN``; every position (infinite box) when that covers more than
     ``REACH_MAX_SHARE`` of the frame; no position (an empty box) for an object that is nowhere.
     """
-    shape = objects.shape[1:]
-    boxes = np.empty((objects.shape[0], 4), np.float64)
-    for k, channel in enumerate(objects):
-        rows = np.flatnonzero(channel.any(axis=1))
-        if rows.size == 0:
+    boxes = np.empty((len(extents), 4), np.float64)
+    for k, (c0, c1, r0, r1) in enumerate(np.asarray(extents).tolist()):
+        if c1 < c0:
             boxes[k] = (np.inf, -np.inf, np.inf, -np.inf)
             continue
-        cols = np.flatnonzero(channel.any(axis=0))
-        box = (
-            cols[0] - REACH_MARGIN,
-            cols[-1] + REACH_MARGIN,
-            rows[0] - REACH_MARGIN,
-            rows[-1] + REACH_MARGIN,
-        )
+        box = (c0 - REACH_MARGIN, c1 + REACH_MARGIN, r0 - REACH_MARGIN, r1 + REACH_MARGIN)
         area = (box[1] - box[0]) * (box[3] - box[2])
         large = area > REACH_MAX_SHARE * shape[0] * shape[1]
         boxes[k] = (-np.inf, np.inf, -np.inf, np.inf) if large else box

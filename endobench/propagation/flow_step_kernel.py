@@ -80,6 +80,43 @@ def _settle_row(tr, fov, conf_in, conf_out, use_fov, use_conf, reach, box):
 
 
 @_njit
+def lay_out_keyframe(probs, fov, keys, state, extents):
+    """Write a keyframe in the layout ``settle`` reads, in one pass.
+
+    probs: ``C x H x W`` float32 keyframe probabilities (channel 0 = background). fov: ``H x W``
+    uint8 field of view (``0 x 0``: none). Written: keys, ``(H + 2) x (W + 2) x (C - 1)``, the
+    object probabilities times the field of view (1 inside, 0 outside) with a border of zeros;
+    state, ``H x W x 4``, each pixel's own position, and the field of view as its confidence
+    and validity; extents, ``(C - 1) x 4`` int64, the first and last column and row
+    ``(c0, c1, r0, r1)`` where each object's keys are not 0 (``(W, -1, H, -1)``: nowhere).
+    """
+    h, w = state.shape[0], state.shape[1]
+    count = keys.shape[2]
+    use_fov = fov.shape[0] > 0
+    keys[0] = _ZERO
+    keys[h + 1] = _ZERO
+    for k in range(count):
+        extents[k, 0], extents[k, 1], extents[k, 2], extents[k, 3] = w, -1, h, -1
+    for r in range(h):
+        keys[r + 1, 0] = _ZERO
+        keys[r + 1, w + 1] = _ZERO
+        for c in range(w):
+            v = _ONE if not use_fov or fov[r, c] != 0 else _ZERO
+            state[r, c, 0] = np.float32(c)
+            state[r, c, 1] = np.float32(r)
+            state[r, c, 2] = v
+            state[r, c, 3] = v
+            for k in range(count):
+                p = probs[k + 1, r, c] * v
+                keys[r + 1, c + 1, k] = p
+                if p != _ZERO:
+                    extents[k, 0] = min(extents[k, 0], c)
+                    extents[k, 1] = max(extents[k, 1], c)
+                    extents[k, 2] = min(extents[k, 2], r)
+                    extents[k, 3] = r
+
+
+@_njit
 def settle(tracked, fov, step_conf, keys, boxes, confidence, probs):
     """Finish a step in place; returns the box ``(r0, r1, c0, c1)`` of the pixels that sampled
     an object (``(H, 0, W, 0)`` when none did).
@@ -117,6 +154,7 @@ def settle(tracked, fov, step_conf, keys, boxes, confidence, probs):
         fov_row = fov[r] if use_fov else no_fov
         conf_row = step_conf[r] if use_conf else confidence[r]
         _settle_row(tr, fov_row, conf_row, confidence[r], use_fov, use_conf, reach, union)
+        row_left, row_right = w, 0
         for c in range(w):
             if not reach[c]:
                 continue
@@ -125,19 +163,28 @@ def settle(tracked, fov, step_conf, keys, boxes, confidence, probs):
                 continue  # every tap outside the image: all samples are 0
             jx, jy = _floor_int(x), _floor_int(y)
             a, b = x - np.float32(jx), y - np.float32(jy)
-            t00, t01 = keys[jy + 1, jx + 1], keys[jy + 1, jx + 2]  # padded: index + 1
-            t10, t11 = keys[jy + 2, jx + 1], keys[jy + 2, jx + 2]
+            i0, j0 = jy + 1, jx + 1  # padded: index + 1
             background = _ONE
             sampled = False
             for k in range(count):
                 if x >= bx[k, 0] and x <= bx[k, 1] and y >= bx[k, 2] and y <= bx[k, 3]:
                     # (elsewhere this object's samples are exactly 0)
                     sampled = True
-                    p = bilinear(t00[k], t01[k], t10[k], t11[k], a, b)
+                    p = bilinear(
+                        keys[i0, j0, k],
+                        keys[i0, j0 + 1, k],
+                        keys[i0 + 1, j0, k],
+                        keys[i0 + 1, j0 + 1, k],
+                        a,
+                        b,
+                    )
                     probs[k + 1, r, c] = p
                     background -= p
             if sampled:
                 probs[0, r, c] = background
-                top, bottom = min(top, r), max(bottom, r + 1)
-                left, right = min(left, c), max(right, c + 1)
+                row_left = min(row_left, c)
+                row_right = c + 1
+        if row_right > 0:
+            top, bottom = min(top, r), r + 1
+            left, right = min(left, row_left), max(right, row_right)
     return top, bottom, left, right
