@@ -65,3 +65,23 @@ def test_a_running_thread_is_waited_for():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [__version__, "thread done"]
+
+
+@pytest.mark.parametrize(
+    ("command", "preset", "threads"),
+    [("track", None, "1"), ("eval", None, "1"), ("eval", "2", "2"), ("datasets", None, None)],
+)
+def test_track_and_eval_run_with_one_blas_thread_unless_the_user_chose(command, preset, threads):
+    done = _console(
+        f"""
+        import atexit, os, sys
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        if {preset!r} is not None:
+            os.environ["OPENBLAS_NUM_THREADS"] = {preset!r}
+        atexit.register(lambda: print("blas", os.environ.get("OPENBLAS_NUM_THREADS")))
+        """,
+        command,
+        "--help",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"blas {threads}"
