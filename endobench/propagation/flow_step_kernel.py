@@ -55,28 +55,31 @@ def _floor_int(x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _settle_row(tr, fov, conf_in, conf_out, use_fov, use_conf, reach, box):
-    """One row of the state (``W x 4``) renormalised in place; ``reach[c]`` (uint8) tells
-    whether column ``c``'s position is valid and lies in ``box`` (x0, x1, y0, y1)."""
+def _settle_row(tr, fov, conf_in, conf_out, reach, box):
+    """One row of the state, flat (``4 W``: x, y, confidence, validity per pixel), renormalised
+    in place; ``reach[c]`` (uint8) tells whether column ``c``'s position is valid and lies in
+    ``box`` (x0, x1, y0, y1). Returns how many do. Branch-free over a flat row, so LLVM
+    vectorises it (the absent field of view and step confidence come as rows of ones)."""
     x0, x1, y0, y1 = box
-    for c in range(tr.shape[0]):
-        v = tr[c, 3]
-        ok = v >= _HALF
-        if use_fov:
-            ok = ok and fov[c] != 0
+    count = 0
+    for c in range(conf_out.shape[0]):
+        i = 4 * c
+        v = tr[i + 3]
+        ok = (v >= _HALF) & (fov[c] != 0)
         okf = _ONE if ok else _ZERO
         scale = okf / (v if v > _TINY else _TINY)
-        weight = okf * conf_in[c] if use_conf else okf
-        cf = tr[c, 2] * weight
-        x = tr[c, 0] * scale
-        y = tr[c, 1] * scale
-        tr[c, 0] = x
-        tr[c, 1] = y
-        tr[c, 2] = cf
-        tr[c, 3] = okf
+        cf = tr[i + 2] * (okf * conf_in[c])
+        x = tr[i] * scale
+        y = tr[i + 1] * scale
+        tr[i] = x
+        tr[i + 1] = y
+        tr[i + 2] = cf
+        tr[i + 3] = okf
         conf_out[c] = cf
-        inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
-        reach[c] = np.uint8(ok & inside)
+        hit = ok & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+        reach[c] = np.uint8(hit)
+        count += np.int64(hit)
+    return count
 
 
 @_njit
@@ -144,16 +147,18 @@ def settle(tracked, fov, step_conf, keys, boxes, confidence, probs):
             max(union[3], bx[k, 3]),
         )
     reach = np.empty(w, np.uint8)
-    no_fov = np.zeros(w, np.uint8)
+    ones_u8 = np.ones(w, np.uint8)
+    ones_f = np.ones(w, np.float32)
     probs[0] = _ONE
     probs[1:] = _ZERO
     lim_x, lim_y = np.float32(w), np.float32(h)
     top, bottom, left, right = h, 0, w, 0
     for r in range(h):
         tr = tracked[r]
-        fov_row = fov[r] if use_fov else no_fov
-        conf_row = step_conf[r] if use_conf else confidence[r]
-        _settle_row(tr, fov_row, conf_row, confidence[r], use_fov, use_conf, reach, union)
+        fov_row = fov[r] if use_fov else ones_u8
+        conf_row = step_conf[r] if use_conf else ones_f
+        if _settle_row(tr.reshape(-1), fov_row, conf_row, confidence[r], reach, union) == 0:
+            continue  # no position of this row can reach an object: it stays background
         row_left, row_right = w, 0
         for c in range(w):
             if not reach[c]:
