@@ -8,6 +8,8 @@ sampling is OpenCV 5's ``remap`` operation for operation (checked against ``cv2.
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -152,10 +154,12 @@ def run(labels, classes, seed, fov, drift, confidence="photometric"):
 
 
 def check_support(step) -> None:
-    """Outside the step's support box the probabilities are exactly background, and labels and
-    mean confidence inside it equal those of the whole frame."""
+    """The kernel's labels are the argmax of its probabilities; outside the step's support box
+    the probabilities are exactly background, and labels and mean confidence computed inside it
+    equal those of the whole frame."""
     labels = labels_from_probs(step.probs)
-    np.testing.assert_array_equal(step_labels(step), labels)
+    np.testing.assert_array_equal(step.labels, labels)
+    np.testing.assert_array_equal(step_labels(dataclasses.replace(step, labels=None)), labels)
     assert mean_inside(step.confidence, labels, step.support) == mean_inside(
         step.confidence, labels
     )

@@ -17,11 +17,14 @@ class PropagationStep:
     support: rows ``r0:r1`` and columns ``c0:c1`` outside which ``probs`` is exactly background
     (1 on channel 0, 0 on the others), so labels need only be computed inside; an empty box when
     every pixel is background; None when no such box is known.
+    labels: ``H x W`` uint8 ``fusion.labels_from_probs(probs)`` when the propagator computed them
+    on the way (flow propagation's kernel does); None: not computed.
     """
 
     probs: np.ndarray
     confidence: np.ndarray
     support: tuple[int, int, int, int] | None = None
+    labels: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -238,6 +238,7 @@ class FlowPropagator:
         track = self._states[1] if source is self._states[0] else self._states[0]
         probs = np.empty((self._classes, h, w), np.float32)  # fresh: returned
         conf_out = np.empty((h, w), np.float32)  # fresh: returned
+        labels = np.zeros((h, w), np.uint8)  # fresh: returned
         step_conf = _NO_PLANE if step_conf is None else np.ascontiguousarray(step_conf)
         # Each pixel's state read at its position in the previous frame (OpenCV adds the pixel's
         # own coordinates to the displacement), then renormalised and sampled by the kernel.
@@ -246,7 +247,7 @@ class FlowPropagator:
             borderMode=cv2.BORDER_CONSTANT, borderValue=0,
         )  # fmt: skip
         top, bottom, left, right = settle(
-            track, self._fov_plane, step_conf, self._keys, self._boxes, conf_out, probs
+            track, self._fov_plane, step_conf, self._keys, self._boxes, conf_out, probs, labels
         )
         self._track = track
         t4 = time.perf_counter()
@@ -257,8 +258,9 @@ class FlowPropagator:
         self.timings["confidence"] += conf_s + t1 - t0
         support = (top, bottom, left, right) if bottom > top else (0, 0, 0, 0)
         return PropagationStep(
-            probs=probs, confidence=conf_out, support=None if support == (0, h, 0, w) else support
-        )
+            probs=probs, confidence=conf_out,
+            support=None if support == (0, h, 0, w) else support, labels=labels,
+        )  # fmt: skip
 
 
 # A bilinear sample at x reads columns floor(x) and floor(x) + 1, so a position more than this

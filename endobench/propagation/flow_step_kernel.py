@@ -120,7 +120,7 @@ def lay_out_keyframe(probs, fov, keys, state, extents):
 
 
 @_njit
-def settle(tracked, fov, step_conf, keys, boxes, confidence, probs):
+def settle(tracked, fov, step_conf, keys, boxes, confidence, probs, labels):
     """Finish a step in place; returns the box ``(r0, r1, c0, c1)`` of the pixels that sampled
     an object (``(H, 0, W, 0)`` when none did).
 
@@ -187,6 +187,12 @@ def settle(tracked, fov, step_conf, keys, boxes, confidence, probs):
                     background -= p
             if sampled:
                 probs[0, r, c] = background
+                label, best = 0, background
+                for k in range(count):  # every object: an unsampled 0 may beat a negative
+                    p = probs[k + 1, r, c]
+                    if p > best:
+                        label, best = k + 1, p
+                labels[r, c] = label
                 row_left = min(row_left, c)
                 row_right = c + 1
         if row_right > 0:

@@ -140,7 +140,10 @@ def mean_inside(
 
 
 def step_labels(step: PropagationStep) -> np.ndarray:
-    """``labels_from_probs(step.probs)``, computed only inside ``step.support`` (same labels)."""
+    """``labels_from_probs(step.probs)``: the step's own labels when it has them, else computed
+    only inside ``step.support`` (same labels)."""
+    if step.labels is not None:
+        return step.labels
     if step.support is None:
         return labels_from_probs(step.probs)
     r0, r1, c0, c1 = step.support
