@@ -1,7 +1,7 @@
-"""FlowPropagator's step kernel (``flow_step_kernel.settle``) against a dense transcription of
-the step's rules: bit-identical probabilities, confidence and state on rough flows, several
-channel counts, objects at the border or far apart, a field of view, step confidences and empty
-keyframes; the reach test (sampling only where a position can reach an object) changes no
+"""FlowPropagator's step kernels (``flow_step_kernel.settle``, ``lay_out_keyframe``) against a
+dense transcription of the step's rules: bit-identical probabilities, confidence, labels (the
+argmax of the probabilities) and state on rough flows, several channel counts, objects at the
+border or far apart, a field of view, step confidences and empty keyframes; the reach test (sampling only where a position can reach an object) changes no
 value; the step's ``support`` box holds every pixel that is not exactly background, so labels
 and the mean confidence computed inside it are those of the whole frame. The kernel's bilinear
 sampling is OpenCV 5's ``remap`` operation for operation (checked against ``cv2.remap``)."""

@@ -51,7 +51,8 @@ class Motion:
     gray: ``frame`` as ``H x W`` uint8 gray. flow: ``H x W x 2`` float32 displacement of every
     pixel of ``frame`` to its position in ``prev``. conf: ``H x W`` float32 forward-backward
     confidence of this step (module docstring); None for the other modes (``step`` computes the
-    photometric one itself, off the flow thread, a pipeline's slowest stage).
+    photometric one itself, on the stepping thread, which balances a pipeline's two busy threads
+    for a few objects).
     seconds: time spent preparing it in flow, warp and confidence (``step`` adds them to the
     propagator's ``timings``, so only the thread that steps writes them).
     """
@@ -119,8 +120,7 @@ class FlowPropagator:
         self._prev_frame: np.ndarray | None = None  # previous frame as given (Motion check)
         self._prepared: tuple[np.ndarray, np.ndarray] | None = None  # (frame, gray) last prepared
         # Keyframe object probabilities, (H + 2) x (W + 2) x K (zero outside the field of view
-        # and on a one-pixel border), and the
-        # box of positions that can reach each object (``reach_boxes``).
+        # and on a one-pixel border), and the box of positions that can reach each object.
         self._keys: np.ndarray | None = None
         self._boxes: np.ndarray | None = None
         self._fov_plane = (
@@ -230,7 +230,7 @@ class FlowPropagator:
         t0 = time.perf_counter()
         step_conf = motion.conf
         if self.confidence_mode == "photometric":
-            # Here rather than in ``prepare``: the flow thread is a pipeline's slowest stage.
+            # Here rather than in ``prepare``: see ``Motion``.
             step_conf = self._photometric(self._prev_gray, gray, motion.flow)
         t1 = time.perf_counter()
         # The state ping-pongs between two buffers: the old one is the kernel's source.

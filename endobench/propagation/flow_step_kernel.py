@@ -124,7 +124,7 @@ def settle(tracked, fov, step_conf, keys, boxes, confidence, probs, labels):
     """Finish a step in place; returns the box ``(r0, r1, c0, c1)`` of the pixels that sampled
     an object (``(H, 0, W, 0)`` when none did).
 
-    tracked: ``H x W x 4`` float32, the previous state (keyframe x, y, confidence, validity)
+    tracked: ``H x W x 4`` C-contiguous float32, the previous state (keyframe x, y, confidence, validity)
     bilinearly read at each pixel's flow position; it becomes the new state. fov: ``H x W``
     uint8 field of view (``0 x 0``: none). step_conf: ``H x W`` float32 trust of this step
     (``0 x 0``: none). keys: ``(H + 2) x (W + 2) x K`` float32 keyframe object probabilities
