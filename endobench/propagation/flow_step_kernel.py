@@ -1,11 +1,12 @@
 """The bookkeeping and keyframe sampling of one flow-propagation step, as one numba kernel (the
 rules are those of ``flow_propagation``'s module docstring).
 
-``cv2.remap`` has already read each pixel's chained state through the flow (``tracked``); the
-kernel then, row by row, renormalises the positions over the valid bilinear taps, accumulates
-the confidence, and samples the keyframe's object probabilities where a position can reach an
-object. The array version of this made about twenty passes over each stripe; the kernel makes
-one per row and releases the GIL, so the next frame's flow runs on another thread meanwhile.
+``lay_out_keyframe`` writes a keyframe once in the layout the steps read. At each step
+``cv2.remap`` has already read each pixel's chained state through the flow (``tracked``); ``settle``
+then, row by row, renormalises the positions over the valid bilinear taps, accumulates the
+confidence, samples the keyframe's object probabilities where a position can reach an object and
+labels those pixels. It makes one pass per row and releases the GIL, so the next frame's flow
+runs on another thread meanwhile.
 
 Keyframe sampling is OpenCV's bilinear sampling (5.x ``remap``, ``INTER_LINEAR``, zero border)
 operation for operation: ``x0 = floor(x)``, ``a = x - x0`` and three fused multiply-adds,
